@@ -1,0 +1,40 @@
+"""Thread limits for torch computations."""
+
+import os
+from contextlib import contextmanager
+
+import torch
+
+
+def _env_thread_limit():
+    """The smallest thread count set by OMP_NUM_THREADS or similar, if any.
+
+    joblib's worker processes and dask's nannies set these variables to
+    keep each worker to its share of the cores.
+    """
+    limits = []
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            limits.append(int(value))
+    return min(limits, default=None)
+
+
+@contextmanager
+def torch_threads():
+    """Run torch with at most the thread count the process is limited to.
+
+    torch reads the limit once, when it is imported; a limit set later in
+    the environment (as joblib does before starting work in a process that
+    had already imported torch) is applied for the duration of the block,
+    and torch's previous setting is restored after it.
+    """
+    previous = torch.get_num_threads()
+    limit = _env_thread_limit()
+    if limit is not None and limit < previous:
+        torch.set_num_threads(limit)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

@@ -1,0 +1,19 @@
+"""scikit-learn's estimator checks, with no expected failures."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skae import AutoencoderTransformer
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(
+    [
+        AutoencoderTransformer(),
+        AutoencoderTransformer(
+            encoding_dim=2, hidden_layer_sizes=(8, 4), activation="tanh", early_stopping=True
+        ),
+    ]
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
