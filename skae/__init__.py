@@ -1,7 +1,14 @@
 """Autoencoders as scikit-learn transformers, trained with PyTorch."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AutoencoderTransformer", "__version__"]
+__all__ = [
+    "AutoencoderTransformer",
+    "LossCurveDisplay",
+    "ReconstructionDisplay",
+    "ReconstructionErrorDisplay",
+    "__version__",
+]
