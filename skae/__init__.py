@@ -1,6 +1,7 @@
 """Autoencoders as scikit-learn transformers, trained with PyTorch."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._persistence import load, save
 from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
 
 __version__ = "0.1.0.dev0"
@@ -11,4 +12,6 @@ __all__ = [
     "ReconstructionDisplay",
     "ReconstructionErrorDisplay",
     "__version__",
+    "load",
+    "save",
 ]
