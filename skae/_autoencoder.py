@@ -65,6 +65,10 @@ def _resolve_device(device):
     return resolved
 
 
+def _n_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
 def _in_unit_interval(X):
     """Whether every value of X (sparse or dense) lies in [0, 1]."""
     if X.shape[0] == 0:
@@ -85,6 +89,23 @@ def _generator(random_state):
         rng = check_random_state(random_state)
         generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
     return generator
+
+
+def _location_scale(X):
+    """Per-feature mean and overall root mean square deviation of X.
+
+    Accumulated in float64, so that huge float32 values do not overflow.
+    """
+    mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+    if sp.issparse(X):
+        sum_squares = float(X.multiply(X).sum(dtype=np.float64))
+    else:
+        sum_squares = float(np.einsum("ij,ij->", X, X, dtype=np.float64))
+    variance = sum_squares / X.size - float(mean @ mean) / X.shape[1]
+    scale = np.sqrt(max(variance, 0.0))
+    if not np.isfinite(scale) or scale == 0:
+        scale = 1.0
+    return mean, scale
 
 
 def _principal_axes(X, n_components, random_state):
@@ -144,11 +165,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             "gelu"}, default="identity"
         Activation of the code layer. The tutorials use "relu".
 
-    output_activation : {"auto", "identity", "sigmoid", "clip"}, default="auto"
-        Activation of the reconstruction. "auto" is "sigmoid" when the
-        training data lie in [0, 1] and "identity" otherwise. "clip" clamps
-        a linear output to [0, 1]. "sigmoid" and "clip" require training data
-        in [0, 1].
+    output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
+        Activation of the reconstruction. "clip" clamps a linear output to
+        [0, 1]; "sigmoid" squashes it. "auto" is "clip" when the training
+        data lie in [0, 1] and "identity" otherwise. "clip" and "sigmoid"
+        require training data in [0, 1]. Started from PCA, a clipped output
+        reconstructs at least as well as PCA before any training; a sigmoid
+        output needs the "bce" loss of the tutorials.
 
     loss : {"mse", "bce"}, default="mse"
         Training loss: mean squared error, or binary cross-entropy, which
@@ -163,15 +186,20 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     batch_size : int or "auto", default="auto"
         Mini-batch size. "auto" is ``min(200, n_samples)``.
 
-    max_iter : int, default=20
-        Maximum number of epochs (passes over the training data).
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs (passes over the training data). "auto"
+        plans about 1000 mini-batch steps: ``ceil(1000 / n_batches)``
+        epochs, at least 3 and at most 50.
 
-    learning_rate_init : float, default=1e-3
-        Adam's initial learning rate.
+    learning_rate_init : float, default=3e-3
+        Adam's initial (peak, with "cosine") learning rate.
 
-    learning_rate : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule: constant, or cosine decay from
-        ``learning_rate_init`` to zero over ``max_iter`` epochs.
+    learning_rate : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule. "cosine" warms up linearly over the first
+        tenth of the planned steps, then decays along a half cosine to zero
+        at ``max_iter`` epochs; the fit then ends as planned, without a
+        :class:`~sklearn.exceptions.ConvergenceWarning`. "constant" keeps
+        ``learning_rate_init`` and warns when ``max_iter`` ends the fit.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights, divided by the batch size
@@ -248,6 +276,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     batch_size_ : int
         The mini-batch size used.
 
+    max_iter_ : int
+        The maximum number of epochs used.
+
     device_ : torch.device
         The device training ran on.
 
@@ -304,7 +335,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     >>> ae.inverse_transform(codes).shape
     (1797, 64)
     >>> ae.output_activation_
-    'sigmoid'
+    'clip'
     """
 
     _parameter_constraints: dict = {
@@ -316,7 +347,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "loss": [StrOptions({"mse", "bce"})],
         "init": [StrOptions({"auto", "pca", "random"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"constant", "cosine"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -347,9 +378,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         loss="mse",
         init="auto",
         batch_size="auto",
-        max_iter=20,
-        learning_rate_init=1e-3,
-        learning_rate="constant",
+        max_iter="auto",
+        learning_rate_init=3e-3,
+        learning_rate="cosine",
         alpha=0.0,
         shuffle=True,
         tol=1e-4,
@@ -406,8 +437,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             The fitted estimator.
         """
         first_call = not (self.warm_start and hasattr(self, "module_"))
-        X = self._validate_input(X, reset=first_call)
-        return self._fit(X, first_call=first_call, max_iter=self.max_iter, incremental=False)
+        return self._validate_and_fit(X, first_call=first_call, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -432,8 +462,21 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             The updated estimator.
         """
         first_call = not hasattr(self, "module_")
-        X = self._validate_input(X, reset=first_call)
-        return self._fit(X, first_call=first_call, max_iter=1, incremental=True)
+        return self._validate_and_fit(X, first_call=first_call, incremental=True)
+
+    def _validate_and_fit(self, X, *, first_call, incremental):
+        """Validate X and fit; a failed first fit leaves no fitted attribute."""
+        try:
+            X = self._validate_input(X, reset=first_call)
+            return self._fit(X, first_call=first_call, incremental=incremental)
+        except BaseException:
+            if first_call:
+                for name in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(name, None)
+            raise
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "module_")
 
     def _validate_input(self, X, *, reset):
         X = validate_data(
@@ -451,7 +494,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         in_unit_interval = _in_unit_interval(X)
         output_activation = self.output_activation
         if output_activation == "auto":
-            output_activation = "sigmoid" if in_unit_interval else "identity"
+            output_activation = "clip" if in_unit_interval else "identity"
         if output_activation in ("sigmoid", "clip") and not in_unit_interval:
             raise ValueError(
                 f"output_activation={output_activation!r} produces values in [0, 1], "
@@ -494,6 +537,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"{tuple(self.hidden_layer_sizes)}."
             )
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+        shift, scale = _location_scale(X) if output_activation == "identity" else (None, 1.0)
         module = Autoencoder(
             X.shape[1],
             self.encoding_dim,
@@ -502,18 +546,34 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             self.code_activation,
             output_activation,
             dtype=dtype,
+            shift=shift,
+            scale=scale,
         )
         if init == "pca":
-            mean, components = _principal_axes(X, self.encoding_dim, self.random_state)
+            # Huge or tiny values would overflow or underflow the covariance;
+            # such data is worth one scaled copy.
+            pca_scale = 1.0 if 1e-8 < scale < 1e8 else scale
+            X_pca = X if pca_scale == 1.0 else X / pca_scale
+            mean, components = _principal_axes(X_pca, self.encoding_dim, self.random_state)
+            if shift is not None:
+                mean = (mean * pca_scale - shift) / scale
             init_pca(
                 module,
                 torch.as_tensor(components, dtype=dtype),
                 torch.as_tensor(mean, dtype=dtype),
                 generator,
+                sample=self._sample(X, generator) if output_activation == "sigmoid" else None,
             )
         else:
             init_random(module, generator)
         return module
+
+    @staticmethod
+    def _sample(X, generator, size=2000):
+        """At most ``size`` random rows of X as a dense tensor."""
+        rows = torch.randperm(X.shape[0], generator=generator)[:size].sort().values.numpy()
+        sample = X[rows]
+        return torch.from_numpy(sample.toarray() if sp.issparse(sample) else sample)
 
     def _split(self, X, generator):
         """Training and validation parts of X for early stopping."""
@@ -528,7 +588,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         order = torch.randperm(n_samples, generator=generator).numpy()
         return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
 
-    def _fit(self, X, *, first_call, max_iter, incremental):
+    def _fit(self, X, *, first_call, incremental):
         device = _resolve_device(self.device)
         generator = _generator(self.random_state)
         early_stopping = self.early_stopping and not incremental
@@ -536,9 +596,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if first_call:
             output_activation = self._resolve_output_activation(X_train)
             init = self._resolve_init()
-            batch_size = (
-                min(200, X.shape[0]) if self.batch_size == "auto" else self.batch_size
-            )
+            batch_size = min(200, X.shape[0]) if self.batch_size == "auto" else self.batch_size
             module = self._build(X_train, output_activation, init, generator)
             optimizer_state, t, first_epoch = None, 0, 1
         else:
@@ -547,9 +605,16 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             module = copy.deepcopy(self.module_)
             optimizer_state, t, first_epoch = self._optimizer_state, self.t_, self.n_iter_ + 1
         batch_size = min(batch_size, X_train.shape[0])
+        if incremental:
+            max_iter = 1
+        elif self.max_iter == "auto":
+            n_batches = -(-X_train.shape[0] // batch_size)
+            max_iter = min(max(-(-1000 // n_batches), 3), 50)
+        else:
+            max_iter = self.max_iter
         module.to(device)
         try:
-            with torch_threads():
+            with torch_threads(batch_size * _n_parameters(module)):
                 result = train(
                     module,
                     X_train,
@@ -585,6 +650,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.output_activation_ = output_activation
         self.init_ = init
         self.batch_size_ = batch_size
+        self.max_iter_ = max_iter
         self.device_ = device
         self.n_components_ = self.encoding_dim if first_call else self.n_components_
         decoder_layers = module.decoder
@@ -596,6 +662,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.t_ = t + result.n_epochs * X_train.shape[0]
         if (
             not incremental
+            and self.learning_rate == "constant"
             and not result.stopped_early
             and not result.interrupted
             and result.n_epochs == max_iter
@@ -604,6 +671,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"Maximum iterations ({max_iter}) reached and the optimization "
                 "hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         return self
 
@@ -626,8 +694,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _encode(self, X):
         dtype = self.module_.encoder[0].weight.dtype
         codes = [
-            self.module_.encoder(batch)
-            for batch in iter_rows(X, 4096, device="cpu", dtype=dtype)
+            self.module_.encode(batch) for batch in iter_rows(X, 4096, device="cpu", dtype=dtype)
         ]
         return torch.cat(codes).numpy().astype(X.dtype, copy=False)
 
@@ -646,7 +713,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        with torch_threads():
+        with torch_threads(self._work(X)):
             return self._encode(X)
 
     def inverse_transform(self, X):
@@ -670,7 +737,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"decodes codes of {self.n_components_} features."
             )
         codes = as_tensor(X).to(self.module_.encoder[0].weight.dtype)
-        with torch.no_grad(), torch_threads():
+        with torch.no_grad(), torch_threads(self._work(X)):
             return self.module_.decode(codes).numpy().astype(X.dtype, copy=False)
 
     def score_samples(self, X):
@@ -691,7 +758,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        with torch_threads():
+        with torch_threads(self._work(X)):
             return -reconstruction_error(self.module_, X)
 
     def score(self, X, y=None):
@@ -713,6 +780,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Negative mean squared reconstruction error.
         """
         return float(np.mean(self.score_samples(X)))
+
+    def _work(self, X):
+        """Multiply-adds of a pass of X's first 4096 rows through the network."""
+        return min(X.shape[0], 4096) * _n_parameters(self.module_)
 
     @property
     def _n_features_out(self):

@@ -1,5 +1,6 @@
 """Torch modules of the autoencoder: layer builders and initialisation."""
 
+import itertools
 import math
 
 import torch
@@ -27,7 +28,7 @@ def _linear(n_in, n_out, *, dtype):
 
 def _stack(widths, activation, last_activation, *, dtype):
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         layers.append(_linear(n_in, n_out, dtype=dtype))
         name = last_activation if i == len(widths) - 2 else activation
         if name != "identity":
@@ -43,6 +44,14 @@ class Autoencoder(nn.Module):
     is linear: :meth:`forward` returns its pre-activation output ("logits"),
     and the output activation is applied by :meth:`activate`, so that losses
     such as binary cross-entropy can be computed from logits stably.
+
+    With a linear output the network works on normalised data,
+    ``(x - shift) / scale``, where ``shift`` is the mean of the training data
+    and ``scale`` a single number, its root mean square deviation. One scale
+    for all features keeps the least-squares objective as it is, while making
+    training independent of the data's magnitude: :meth:`forward`,
+    :meth:`activate` and the losses work in the normalised space, and
+    :meth:`encode` and :meth:`decode` map from and to the data's own.
 
     Parameters
     ----------
@@ -67,6 +76,12 @@ class Autoencoder(nn.Module):
 
     dtype : torch.dtype
         Dtype of the parameters.
+
+    shift : torch.Tensor of shape (n_features,) or None
+        Subtracted from the inputs; zeros when None.
+
+    scale : float
+        Divides the inputs after ``shift``.
     """
 
     def __init__(
@@ -78,16 +93,30 @@ class Autoencoder(nn.Module):
         code_activation,
         output_activation,
         dtype,
+        shift=None,
+        scale=1.0,
     ):
         super().__init__()
         widths = [n_features, *hidden_layer_sizes, encoding_dim]
         self.encoder = _stack(widths, activation, code_activation, dtype=dtype)
         self.decoder = _stack(widths[::-1], activation, "identity", dtype=dtype)
         self.output_activation = output_activation
+        if shift is None:
+            shift = torch.zeros(n_features, dtype=dtype)
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=dtype))
+        self.register_buffer("scale", torch.tensor(scale, dtype=dtype))
+
+    def normalize(self, x):
+        """Map data to the space the layers work in."""
+        return (x - self.shift) / self.scale
 
     def forward(self, x):
-        """Reconstruct ``x``, before the output activation."""
+        """Reconstruct normalised ``x``, before the output activation."""
         return self.decoder(self.encoder(x))
+
+    def encode(self, x):
+        """Codes of data ``x``."""
+        return self.encoder(self.normalize(x))
 
     def activate(self, logits):
         """Apply the output activation."""
@@ -98,8 +127,8 @@ class Autoencoder(nn.Module):
         return logits
 
     def decode(self, codes):
-        """Reconstruct inputs from codes, output activation included."""
-        return self.activate(self.decoder(codes))
+        """Reconstruct data from codes, output activation included."""
+        return self.activate(self.decoder(codes)) * self.scale + self.shift
 
     @property
     def linear_layers(self):
@@ -117,14 +146,56 @@ def init_random(module, generator):
             layer.bias.zero_()
 
 
-def init_pca(module, components, mean, generator):
-    """Start a one-layer linear autoencoder at a PCA solution.
+def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
+    """Refine a linear decoder followed by a sigmoid by Newton's method.
 
-    The encoder projects centred data on ``components`` and the decoder maps
-    codes back with the same components, so that before any training the
-    network reconstructs exactly as PCA does. Code units beyond the number
-    of components get small random encoder weights and zero decoder weights,
-    so they do not change the reconstruction until trained.
+    With the codes fixed, fitting the decoder to targets in [0, 1] under the
+    binary cross-entropy is one logistic regression per output feature, a
+    convex problem that a couple of Newton (IRLS) steps nearly solve.
+
+    Parameters
+    ----------
+    decoder : nn.Linear
+        The decoder layer, updated in place from its current weights.
+
+    codes : torch.Tensor of shape (n_samples, n_codes)
+        Codes of a sample of the training data.
+
+    targets : torch.Tensor of shape (n_samples, n_features)
+        The same sample, in [0, 1].
+
+    n_iter : int
+        Newton steps.
+
+    ridge : float
+        Added to the diagonal of each Hessian.
+    """
+    n_samples, n_codes = codes.shape
+    design = torch.cat([codes, codes.new_ones(n_samples, 1)], dim=1)
+    coef = torch.cat([decoder.weight.T, decoder.bias[None, :]])
+    outer = (design[:, :, None] * design[:, None, :]).reshape(n_samples, -1)
+    eye = ridge * torch.eye(n_codes + 1, dtype=codes.dtype)
+    for _ in range(n_iter):
+        probabilities = torch.sigmoid(design @ coef)
+        gradient = design.T @ (probabilities - targets)
+        weights = probabilities * (1 - probabilities)
+        hessians = (outer.T @ weights).T.reshape(-1, n_codes + 1, n_codes + 1) + eye
+        coef -= torch.linalg.solve(hessians, gradient.T.unsqueeze(-1)).squeeze(-1).T
+    decoder.weight.copy_(coef[:-1].T)
+    decoder.bias.copy_(coef[-1])
+
+
+def init_pca(module, components, mean, generator, sample=None):
+    """Start a one-layer linear-code autoencoder at a PCA solution.
+
+    The encoder projects centred data on ``components``. With a linear (or
+    clipped) output the decoder maps codes back with the same components, so
+    that before any training the network reconstructs exactly as PCA does.
+    With a sigmoid output the decoder starts from the linearisation of the
+    sigmoid around the mean, then :func:`fit_logistic_decoder` fits it to
+    ``sample``: the start is then better than PCA, not only as good.
+    Code units beyond the number of components get small random encoder
+    weights and zero decoder weights.
 
     Parameters
     ----------
@@ -139,6 +210,9 @@ def init_pca(module, components, mean, generator):
 
     generator : torch.Generator
         Source of the random weights of extra code units.
+
+    sample : torch.Tensor of shape (n_samples, n_features) or None
+        Training rows to fit a sigmoid output's decoder to.
     """
     encoder, decoder = module.linear_layers
     n_components = components.shape[0]
@@ -150,3 +224,11 @@ def init_pca(module, components, mean, generator):
         decoder.weight.zero_()
         decoder.weight[:, :n_components] = components.T
         decoder.bias.copy_(mean)
+        if module.output_activation != "sigmoid":
+            return
+        # sigmoid(logit(m) + d) ~ m + m (1 - m) d near the mean m.
+        clipped = mean.clamp(0.01, 0.99)
+        decoder.weight /= (clipped * (1 - clipped)).clamp(min=0.1)[:, None]
+        decoder.bias.copy_(torch.logit(clipped))
+        if sample is not None and len(sample) > 1 and encoder.out_features <= 128:
+            fit_logistic_decoder(decoder, encoder(sample), sample)

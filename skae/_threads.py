@@ -20,17 +20,33 @@ def _env_thread_limit():
     return min(limits, default=None)
 
 
+# Below this many multiply-adds per call, torch's parallel regions cost more
+# than they gain: a mini-batch step of a small network runs in tens of
+# microseconds on one thread, while waking a second one costs as much, and
+# far more on a machine whose cores are busy.
+SMALL_WORK = 2**25
+
+
 @contextmanager
-def torch_threads():
+def torch_threads(work=None):
     """Run torch with at most the thread count the process is limited to.
 
     torch reads the limit once, when it is imported; a limit set later in
     the environment (as joblib does before starting work in a process that
     had already imported torch) is applied for the duration of the block,
     and torch's previous setting is restored after it.
+
+    Parameters
+    ----------
+    work : int or None
+        Multiply-adds per torch call in the block, e.g. batch size times the
+        number of parameters. Below ``SMALL_WORK`` the block runs on one
+        thread.
     """
     previous = torch.get_num_threads()
     limit = _env_thread_limit()
+    if work is not None and work < SMALL_WORK:
+        limit = 1
     if limit is not None and limit < previous:
         torch.set_num_threads(limit)
     try:

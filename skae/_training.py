@@ -8,7 +8,6 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -142,16 +141,19 @@ def iter_rows(X, batch_size, *, device, dtype=None, order=None):
 
 @torch.no_grad()
 def reconstruction_error(module, X, *, batch_size=4096, device="cpu"):
-    """Mean squared reconstruction error of each row of X, as a float64 array."""
-    module.eval()
+    """Mean squared reconstruction error of each row of X, as a float64 array.
+
+    The error is computed in the module's normalised space, where it cannot
+    overflow, and scaled back in float64.
+    """
     errors = []
     dtype = module.linear_layers[0].weight.dtype
     for batch in iter_rows(X, batch_size, device=device, dtype=dtype):
-        reconstruction = module.activate(module(batch))
-        errors.append((reconstruction - batch).square_().mean(dim=1).double().cpu())
-    if not errors:
-        return np.empty(0)
-    return torch.cat(errors).numpy()
+        target = module.normalize(batch)
+        reconstruction = module.activate(module(target))
+        errors.append((reconstruction - target).square_().mean(dim=1).double().cpu())
+    scale = float(module.scale) ** 2
+    return torch.cat(errors).numpy() * scale
 
 
 def corrupt(batch, noise, noise_level, generator):
@@ -165,10 +167,20 @@ def corrupt(batch, noise, noise_level, generator):
     return batch * keep.to(batch.device)
 
 
+WARMUP = 0.1
+
+
 def learning_rate_at(schedule, learning_rate_init, progress):
-    """The learning rate after a fraction ``progress`` of the planned steps."""
+    """The learning rate after a fraction ``progress`` of the planned steps.
+
+    "cosine" rises linearly over the first tenth of the steps, so that the
+    first, sign-like Adam steps do not throw a well-initialised network off,
+    then decays along a half cosine to zero.
+    """
     if schedule == "cosine":
-        return learning_rate_init * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        progress = min(progress, 1.0)
+        warmup = min(1.0, (progress + 1e-3) / WARMUP) if WARMUP else 1.0
+        return learning_rate_init * warmup * 0.5 * (1.0 + math.cos(math.pi * progress))
     return learning_rate_init
 
 
@@ -298,6 +310,8 @@ def train(
     n_batches = math.ceil(n_samples / batch_size)
     total_steps = max(max_iter * n_batches, 1)
     result = TrainingResult(validation_scores=None if X_val is None else [])
+    normalized = bool(module.scale != 1) or bool(module.shift.any())
+    loss_scale = float(module.scale) ** 2 if loss == "mse" else 1.0
     best_state = _snapshot(module)
     no_improvement = 0
     step = 0
@@ -312,6 +326,9 @@ def train(
             epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
             for batch in iter_rows(X, batch_size, device=device, order=order):
                 inputs = batch if noise is None else corrupt(batch, noise, noise_level, generator)
+                if normalized:
+                    batch = module.normalize(batch)
+                    inputs = batch if noise is None else module.normalize(inputs)
                 logits = module(inputs)
                 if loss == "bce":
                     batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
@@ -328,7 +345,7 @@ def train(
                 optimizer.step(lr)
                 step += 1
                 epoch_loss += batch_loss.detach() * batch.shape[0]
-            epoch_loss = epoch_loss.item() / n_samples
+            epoch_loss = epoch_loss.item() / n_samples * loss_scale
             if not math.isfinite(epoch_loss):
                 module.load_state_dict(best_state)
                 raise DivergenceError(epoch_loss, epoch)
@@ -357,6 +374,7 @@ def train(
             f"Training interrupted by user at epoch {epoch}; keeping the best "
             "weights found so far.",
             UserWarning,
+            stacklevel=4,
         )
         result.interrupted = True
         module.load_state_dict(best_state)

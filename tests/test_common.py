@@ -1,12 +1,10 @@
 """scikit-learn's estimator checks, with no expected failures."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skae import AutoencoderTransformer
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(
     [
         AutoencoderTransformer(),

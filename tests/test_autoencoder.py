@@ -1,0 +1,509 @@
+import io
+import pickle
+import re
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skae import AutoencoderTransformer, _training
+
+
+def _principal_angles(A, B):
+    """Sines of the principal angles between the row spaces of A and B."""
+    qa = np.linalg.qr(A.T)[0]
+    qb = np.linalg.qr(B.T)[0]
+    cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return np.sqrt(np.clip(1 - cosines**2, 0, None))
+
+
+# Shapes and the transformer contract
+
+
+def test_transform_shapes(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=32, random_state=0, max_iter=3)
+    codes = ae.fit(X).transform(X)
+    assert codes.shape == (X.shape[0], 32)
+    assert ae.n_components_ == 32
+    assert ae.components_.shape == (32, X.shape[1])
+    reconstruction = ae.inverse_transform(codes)
+    assert reconstruction.shape == X.shape
+
+
+def test_fit_transform_equals_fit_then_transform(digits):
+    X, _ = digits
+    params = dict(encoding_dim=8, random_state=0, max_iter=3)
+    codes = AutoencoderTransformer(**params).fit_transform(X)
+    np.testing.assert_array_equal(codes, AutoencoderTransformer(**params).fit(X).transform(X))
+
+
+def test_score_is_negative_reconstruction_error(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=8, random_state=0, max_iter=3).fit(X)
+    reconstruction = ae.inverse_transform(ae.transform(X))
+    per_sample = np.mean((reconstruction.astype(np.float64) - X) ** 2, axis=1)
+    np.testing.assert_allclose(ae.score_samples(X), -per_sample, rtol=1e-4)
+    np.testing.assert_allclose(ae.score(X), -per_sample.mean(), rtol=1e-4)
+    assert ae.score_samples(X).shape == (X.shape[0],)
+
+
+def test_feature_names_out():
+    X = np.random.RandomState(0).normal(size=(50, 6))
+    ae = AutoencoderTransformer(encoding_dim=3, max_iter=2).fit(X)
+    names = ae.get_feature_names_out()
+    assert list(names) == [f"autoencodertransformer{i}" for i in range(3)]
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_set_output_frames(library):
+    lib = pytest.importorskip(library)
+    X = np.random.RandomState(0).normal(size=(50, 4))
+    frame = lib.DataFrame({f"col{i}": X[:, i] for i in range(4)})
+    ae = AutoencoderTransformer(encoding_dim=2, max_iter=2, random_state=0)
+    ae.set_output(transform=library)
+    out = ae.fit_transform(frame)
+    assert isinstance(out, lib.DataFrame)
+    assert list(out.columns) == ["autoencodertransformer0", "autoencodertransformer1"]
+    assert list(ae.feature_names_in_) == ["col0", "col1", "col2", "col3"]
+
+
+# Pipelines and model selection
+
+
+def test_grid_search_encoding_dim_in_pipeline(digits):
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(),
+        AutoencoderTransformer(max_iter=5, random_state=0),
+        LogisticRegression(max_iter=300),
+    )
+    grid = GridSearchCV(pipe, {"autoencodertransformer__encoding_dim": [4, 16]}, cv=3)
+    grid.fit(X, y)
+    assert grid.best_params_["autoencodertransformer__encoding_dim"] == 16
+    assert grid.best_score_ > 0.85
+
+
+def test_grid_search_pca_or_autoencoder(digits):
+    """The 'reduce_dim' pattern of scikit-learn's pipeline example."""
+    X, y = digits
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("reduce_dim", "passthrough"),
+            ("classify", LogisticRegression(max_iter=300)),
+        ]
+    )
+    param_grid = [
+        {"reduce_dim": [PCA()], "reduce_dim__n_components": [8, 16]},
+        {
+            "reduce_dim": [AutoencoderTransformer(max_iter=5, random_state=0)],
+            "reduce_dim__encoding_dim": [8, 16],
+        },
+    ]
+    grid = GridSearchCV(pipe, param_grid, cv=3).fit(X, y)
+    results = grid.cv_results_
+    assert len(results["params"]) == 4
+    assert np.all(results["mean_test_score"] > 0.8)
+
+
+def test_unsupervised_grid_search_prefers_larger_code(digits):
+    X, _ = digits
+    grid = GridSearchCV(
+        AutoencoderTransformer(max_iter=5, random_state=0), {"encoding_dim": [2, 8, 24]}, cv=3
+    )
+    grid.fit(X)
+    assert grid.best_params_ == {"encoding_dim": 24}
+    scores = grid.cv_results_["mean_test_score"]
+    assert scores[0] < scores[1] < scores[2] < 0
+
+
+# Quality on data with a known answer
+
+
+def test_low_rank_data_reconstructed_to_noise_level(low_rank):
+    X, noise_level = low_rank
+    ae = AutoencoderTransformer(encoding_dim=3, random_state=0, max_iter=30).fit(X)
+    assert ae.output_activation_ == "identity"
+    assert -ae.score(X) < 1.1 * noise_level
+    pca = PCA(3).fit(X)
+    sines = _principal_angles(ae.components_, pca.components_)
+    assert sines.max() < 0.05
+
+
+@pytest.mark.parametrize("init, bound", [("pca", 1.05), ("random", 1.6)])
+def test_linear_autoencoder_spans_pca_subspace(low_rank, init, bound):
+    X, noise_level = low_rank
+    ae = AutoencoderTransformer(
+        encoding_dim=3,
+        init=init,
+        random_state=0,
+        batch_size=50,
+        max_iter=300,
+        learning_rate_init=1e-2,
+        tol=0,
+        n_iter_no_change=300,
+    )
+    ae.fit(X)
+    assert -ae.score(X) < bound * noise_level
+    pca = PCA(3).fit(X)
+    assert _principal_angles(ae.components_, pca.components_).max() < 0.1
+
+
+def test_loss_decreases(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=16, init="random", random_state=0, max_iter=10)
+    ae.fit(X)
+    curve = ae.loss_curve_
+    assert len(curve) == ae.n_iter_ == 10
+    assert curve[-1] < 0.5 * curve[0]
+    assert ae.best_loss_ == min(curve)
+    assert ae.validation_scores_ is None and ae.best_validation_score_ is None
+
+
+@pytest.mark.parametrize("encoding_dim", [4, 16, 48])
+def test_default_autoencoder_beats_pca_on_digits(digits, encoding_dim):
+    X, _ = digits
+    X_train, X_test = X[:1400], X[1400:]
+    pca = PCA(encoding_dim).fit(X_train)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
+    ae = AutoencoderTransformer(encoding_dim=encoding_dim, random_state=0).fit(X_train)
+    assert ae.output_activation_ == "clip" and ae.init_ == "pca"
+    assert -ae.score(X_test) < 0.95 * pca_error
+
+
+def test_clipped_pca_start_is_never_worse_than_pca(digits):
+    X, _ = digits
+    pca = PCA(8).fit(X)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    ae = AutoencoderTransformer(encoding_dim=8, learning_rate_init=1e-12, max_iter=1)
+    ae.fit(X)
+    assert -ae.score(X) <= pca_error * (1 + 1e-4)
+    sines = _principal_angles(ae.components_, pca.components_)
+    assert sines.max() < 1e-3
+
+
+def test_sigmoid_start_fits_decoder_by_logistic_regression(digits):
+    """With a sigmoid output, PCA's encoder and a fitted decoder beat PCA."""
+    X, _ = digits
+    pca = PCA(8).fit(X)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    ae = AutoencoderTransformer(
+        encoding_dim=8, output_activation="sigmoid", learning_rate_init=1e-12, max_iter=1
+    )
+    ae.fit(X)
+    assert ae.init_ == "pca"
+    assert -ae.score(X) < 0.97 * pca_error
+
+
+def test_tutorial_configuration(digits):
+    """The MNIST tutorials' model: ReLU code, sigmoid output, BCE, Adam 1e-3."""
+    X, _ = digits
+    ae = AutoencoderTransformer(
+        encoding_dim=32,
+        code_activation="relu",
+        output_activation="sigmoid",
+        loss="bce",
+        learning_rate_init=1e-3,
+        batch_size=200,
+        max_iter=20,
+        learning_rate="constant",
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning):
+        ae.fit(X)
+    assert ae.init_ == "random" and ae.batch_size_ == 200
+    layers = [type(m).__name__ for m in ae.module_.modules()][1:]
+    assert layers == ["Sequential", "Linear", "ReLU", "Sequential", "Linear"]
+    assert ae.module_.encoder[0].weight.shape == (32, 64)
+    reconstruction = ae.inverse_transform(ae.transform(X))
+    assert reconstruction.min() >= 0 and reconstruction.max() <= 1
+    assert ae.loss_curve_[-1] < 0.7 * ae.loss_curve_[0]
+    variance = np.mean((X - X.mean(axis=0)) ** 2)
+    assert -ae.score(X) < 0.7 * variance
+
+
+def test_deeper_network_shapes(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, hidden_layer_sizes=(32, 16), max_iter=2)
+    ae.fit(X)
+    widths = [layer.weight.shape for layer in ae.module_.linear_layers]
+    assert widths == [(32, 64), (16, 32), (4, 16), (16, 4), (32, 16), (64, 32)]
+    assert ae.components_ is None and ae.init_ == "random"
+
+
+def test_overcomplete_code():
+    X = np.random.RandomState(0).rand(100, 5)
+    ae = AutoencoderTransformer(encoding_dim=12, random_state=0, max_iter=5)
+    codes = ae.fit_transform(X)
+    assert codes.shape == (100, 12)
+    assert np.isfinite(codes).all()
+
+
+# Training behaviour
+
+
+def test_early_stopping_stops_and_keeps_best(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(
+        encoding_dim=8,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=1e-2,
+        max_iter=100,
+        random_state=0,
+    ).fit(X)
+    assert ae.n_iter_ < 100
+    assert len(ae.validation_scores_) == ae.n_iter_
+    assert ae.best_validation_score_ == max(ae.validation_scores_)
+    assert ae.best_loss_ is None
+
+
+def test_max_iter_ending_fit_warns(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=2, tol=0, learning_rate="constant")
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
+        ae.fit(X)
+    # A cosine schedule plans to end at max_iter: no warning.
+    ae.set_params(learning_rate="cosine").fit(X)
+    assert ae.n_iter_ == 2
+
+
+def test_verbose_prints_one_line_per_epoch(digits, capsys):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=3, verbose=True, tol=0)
+    ae.fit(X)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    assert re.fullmatch(r"Iteration 3, loss = \d\.\d{8}", lines[-1])
+
+
+def test_warm_start_continues(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=2, tol=0, warm_start=True)
+    ae.fit(X)
+    first = ae.module_
+    ae.fit(X)
+    assert ae.n_iter_ == 4 and len(ae.loss_curve_) == 4
+    assert ae.module_ is not first
+
+
+def test_keyboard_interrupt_keeps_best_weights(digits, monkeypatch):
+    X, _ = digits
+    calls = []
+    step = _training.Adam.step
+
+    def interrupted_step(self, lr):
+        calls.append(1)
+        if len(calls) == 3 * 9 + 4:  # in the fourth epoch of 9 batches
+            raise KeyboardInterrupt
+        step(self, lr)
+
+    monkeypatch.setattr(_training.Adam, "step", interrupted_step)
+    ae = AutoencoderTransformer(encoding_dim=8, max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        ae.fit(X)
+    assert ae.n_iter_ == 3
+    assert np.isfinite(ae.transform(X)).all()
+    np.testing.assert_allclose(-ae.score(X), ae.best_loss_, rtol=0.1)
+
+
+# Data types, sparse input, determinism, persistence
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_preserved(digits, dtype):
+    X = digits[0].astype(dtype)
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=2, tol=1)
+    ae.fit(X)
+    assert ae.transform(X).dtype == dtype
+    assert ae.inverse_transform(ae.transform(X)).dtype == dtype
+    assert all(p.dtype == torch.from_numpy(X).dtype for p in ae.module_.parameters())
+
+
+def test_float32_fit_makes_no_float64_copy():
+    import tracemalloc
+
+    X = np.random.RandomState(0).rand(20000, 50).astype(np.float32)
+    ae = AutoencoderTransformer(encoding_dim=8, max_iter=1, tol=1)
+    tracemalloc.start()
+    ae.fit(X)
+    ae.transform(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < X.nbytes
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_trained_batch_by_batch(digits, fmt, monkeypatch):
+    X = digits[0]
+    X_sparse = sp.random(400, 64, density=0.2, format=fmt, random_state=0, dtype=np.float32)
+    densified = []
+    toarray = sp.csr_matrix.toarray
+
+    def recording_toarray(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return toarray(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", recording_toarray)
+    ae = AutoencoderTransformer(encoding_dim=4, batch_size=50, max_iter=2, tol=1)
+    ae.fit(X_sparse)
+    assert densified and max(densified) <= 50
+    codes = ae.transform(X_sparse)
+    dense_codes = ae.transform(X_sparse.toarray())
+    np.testing.assert_allclose(codes, dense_codes, rtol=1e-5, atol=1e-6)
+    assert X.dtype == codes.dtype
+
+
+def test_same_random_state_gives_identical_codes(digits):
+    X, _ = digits
+    params = dict(encoding_dim=8, max_iter=3, tol=1, random_state=7)
+    a = AutoencoderTransformer(**params).fit(X).transform(X)
+    b = AutoencoderTransformer(**params).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+    c = AutoencoderTransformer(**{**params, "random_state": 8, "init": "random"}).fit(X)
+    assert not np.array_equal(a, c.transform(X))
+
+
+def test_global_random_state_untouched(digits):
+    X, _ = digits
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()[1].copy()
+    for random_state in (0, None):
+        ae = AutoencoderTransformer(
+            encoding_dim=4, init="random", max_iter=2, tol=1, random_state=random_state
+        )
+        ae.fit(X).transform(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
+
+
+def test_pickle_and_joblib_round_trip(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=8, max_iter=2, tol=1, random_state=0).fit(X)
+    expected = ae.transform(X)
+    restored = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(restored.transform(X), expected)
+    buffer = io.BytesIO()
+    joblib.dump(ae, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).transform(X), expected)
+    assert all(p.device.type == "cpu" for p in ae.module_.parameters())
+
+
+def test_fit_does_not_change_parameters(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=2, tol=1)
+    before = clone(ae).get_params()
+    ae.fit(X)
+    assert ae.get_params() == before
+
+
+# Bad input
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_input_rejected(value):
+    X = np.random.RandomState(0).rand(20, 3)
+    X[3, 1] = value
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        AutoencoderTransformer().fit(X)
+
+
+def test_wrong_number_of_features_at_transform(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, max_iter=1, tol=1).fit(X)
+    with pytest.raises(ValueError, match="X has 10 features, but AutoencoderTransformer"):
+        ae.transform(X[:, :10])
+    with pytest.raises(ValueError, match="X has 3 features, but AutoencoderTransformer decodes"):
+        ae.inverse_transform(np.zeros((2, 3)))
+
+
+def test_one_dimensional_and_empty_input():
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        AutoencoderTransformer().fit(np.arange(5.0))
+    with pytest.raises(ValueError, match="0 sample"):
+        AutoencoderTransformer().fit(np.empty((0, 3)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"encoding_dim": 0}, "'encoding_dim' parameter of AutoencoderTransformer must be"),
+        ({"learning_rate_init": -1.0}, "'learning_rate_init' parameter"),
+        ({"loss": "mae"}, "'loss' parameter"),
+        ({"device": "tpu"}, "'device' parameter of AutoencoderTransformer must be"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+    ],
+)
+def test_invalid_parameters(params, match):
+    X = np.random.RandomState(0).rand(20, 3)
+    ae = AutoencoderTransformer(**params)
+    with pytest.raises(InvalidParameterError, match=match):
+        ae.fit(X)
+    with pytest.raises(NotFittedError):
+        ae.transform(X)
+
+
+def test_bce_and_sigmoid_need_unit_interval_data():
+    X = np.random.RandomState(0).normal(size=(30, 4))
+    with pytest.raises(ValueError, match=r"loss='bce' requires training data in \[0, 1\]"):
+        AutoencoderTransformer(loss="bce").fit(X)
+    with pytest.raises(ValueError, match=r"output_activation='sigmoid' produces values"):
+        AutoencoderTransformer(output_activation="sigmoid").fit(X)
+    with pytest.raises(ValueError, match="loss='bce' requires output_activation='sigmoid'"):
+        X_unit = (X - X.min()) / (X.max() - X.min())
+        AutoencoderTransformer(loss="bce", output_activation="identity").fit(X_unit)
+
+
+def test_pca_init_needs_no_hidden_layers():
+    X = np.random.RandomState(0).rand(30, 4)
+    with pytest.raises(ValueError, match="init='pca' needs a network without hidden layers"):
+        AutoencoderTransformer(init="pca", hidden_layer_sizes=(3,)).fit(X)
+
+
+def test_diverging_training_raises_and_leaves_estimator_unfitted(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(
+        encoding_dim=8,
+        hidden_layer_sizes=(32,),
+        activation="relu",
+        output_activation="identity",
+        learning_rate_init=1e12,
+        max_iter=5,
+    )
+    with pytest.raises(ValueError, match="Training diverged: .* smaller learning_rate_init"):
+        ae.fit(X)
+    assert not hasattr(ae, "module_")
+    with pytest.raises(NotFittedError):
+        ae.transform(X)
+
+
+def test_unavailable_cuda_device_is_reported():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    X = np.random.RandomState(0).rand(20, 3)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        AutoencoderTransformer(device="cuda").fit(X)
+    ae = AutoencoderTransformer(encoding_dim=2, device="auto", max_iter=1, tol=1).fit(X)
+    assert ae.device_.type in ("cpu", "mps")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_is_stored_on_cpu(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=8, device="cuda", max_iter=3, tol=1).fit(X)
+    assert ae.device_.type == "cuda"
+    assert all(p.device.type == "cpu" for p in ae.module_.parameters())
+    restored = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
