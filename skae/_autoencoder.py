@@ -604,23 +604,23 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             batch_size = self.batch_size_
             module = copy.deepcopy(self.module_)
             optimizer_state, t, first_epoch = self._optimizer_state, self.t_, self.n_iter_ + 1
-        batch_size = min(batch_size, X_train.shape[0])
+        rows_per_batch = min(batch_size, X_train.shape[0])
         if incremental:
             max_iter = 1
         elif self.max_iter == "auto":
-            n_batches = -(-X_train.shape[0] // batch_size)
+            n_batches = -(-X_train.shape[0] // rows_per_batch)
             max_iter = min(max(-(-1000 // n_batches), 3), 50)
         else:
             max_iter = self.max_iter
         module.to(device)
         try:
-            with torch_threads(batch_size * _n_parameters(module)):
+            with torch_threads(rows_per_batch * _n_parameters(module)):
                 result = train(
                     module,
                     X_train,
                     X_val=X_val,
                     loss=self.loss,
-                    batch_size=batch_size,
+                    batch_size=rows_per_batch,
                     max_iter=max_iter,
                     learning_rate_init=self.learning_rate_init,
                     learning_rate="constant" if incremental else self.learning_rate,
