@@ -102,7 +102,7 @@ def _fraction(text):
     return value
 
 
-def _batch_size(text):
+def _auto_or_positive_int(text):
     return text if text == "auto" else _positive_int(text)
 
 
@@ -181,8 +181,8 @@ def _parser():
     model.add_argument("--code-activation")
     model.add_argument("--output-activation")
     model.add_argument("--loss")
-    model.add_argument("--batch-size", type=_batch_size, metavar="N")
-    model.add_argument("--max-iter", type=_positive_int, metavar="N")
+    model.add_argument("--batch-size", type=_auto_or_positive_int, metavar="N")
+    model.add_argument("--max-iter", type=_auto_or_positive_int, metavar="N")
     model.add_argument("--learning-rate-init", type=float, metavar="LR")
     model.add_argument("--learning-rate")
     model.add_argument("--alpha", type=float)

@@ -39,9 +39,11 @@ def read_results(output_dir):
 
 
 def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
+    # At a constant learning rate, max_iter ending training means it has not converged.
     status, out, err = run(
-        capsys, "compare", "--dims", "4,2", *QUICK, "--output-dir", str(tmp_path)
-    )
+        capsys, "compare", "--dims", "4,2", *QUICK, "--learning-rate", "constant",
+        "--output-dir", str(tmp_path),
+    )  # fmt: skip
     assert status == 0, err
     assert "digits: 300 training and 100 test samples, 64 features" in out
     header = next(line for line in out.splitlines() if "encoding_dim" in line)
@@ -69,7 +71,7 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
     assert "reached max_iter before converging at encoding_dim 2, 4" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n_train_samples"] == 300 and results["n_features"] == 64
-    assert results["autoencoder_params"] == {"max_iter": 2}
+    assert results["autoencoder_params"] == {"max_iter": 2, "learning_rate": "constant"}
     assert [r["encoding_dim"] for r in results["results"]] == [2, 4]
     for name in FIGURES:
         assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
@@ -281,6 +283,7 @@ def test_compare_on_mnist(capsys, tmp_path):
             ["--image-shape", "28"],
             "argument --image-shape: '28' is not of the form HEIGHTxWIDTH, e.g. 28x28",
         ),
+        (["--max-iter", "0"], "argument --max-iter: '0' is not a positive integer"),
         (["--unknown"], "unrecognized arguments: --unknown"),
     ],
 )
