@@ -6,25 +6,34 @@ module and arrays, and returns what happened in a :class:`TrainingResult`.
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 class Adam:
-    """Adam on a fixed list of parameters, with a learning rate per step.
+    """Adam on parameters held in one flat tensor, with a learning rate per step.
 
     ``torch.optim.Adam`` imports ``torch._dynamo`` when first created, which
     costs over a second per process; this class performs the same update
     with torch's fused CPU/CUDA kernel where available, and with ``_foreach``
-    operations otherwise.
+    operations otherwise. Keeping all parameters, gradients and moments in
+    one flat tensor each makes a step a single kernel call.
 
     Parameters
     ----------
-    params : list of torch.Tensor
-        Parameters to update in place from their ``.grad``.
+    flat : torch.Tensor of shape (n_parameters,)
+        The parameters, updated in place.
+
+    grad : torch.Tensor of shape (n_parameters,)
+        Their gradients, read at each step.
+
+    shapes : list of torch.Size
+        Shapes of the parameters laid out one after the other in ``flat``.
 
     state : dict or None
         A ``state_dict()`` of an earlier optimizer on parameters of the same
@@ -33,35 +42,35 @@ class Adam:
 
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
-    def __init__(self, params, state=None):
-        self.params = list(params)
+    def __init__(self, flat, grad, shapes, state=None):
+        self.flat = flat
+        self.grad = grad
+        self.shapes = list(shapes)
         if state is None:
-            self.exp_avg = [torch.zeros_like(p) for p in self.params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-            self.steps = [p.new_zeros((), dtype=torch.float32) for p in self.params]
+            self.exp_avg = torch.zeros_like(flat)
+            self.exp_avg_sq = torch.zeros_like(flat)
+            self.steps = flat.new_zeros((), dtype=torch.float32)
         else:
-            device = self.params[0].device
-            self.exp_avg = [t.to(device) for t in state["exp_avg"]]
-            self.exp_avg_sq = [t.to(device) for t in state["exp_avg_sq"]]
-            self.steps = [t.to(device) for t in state["steps"]]
-        self._fused = hasattr(torch, "_fused_adam_") and self.params[0].device.type in (
-            "cpu",
-            "cuda",
-        )
+            self.exp_avg = _concatenate(state["exp_avg"], flat)
+            self.exp_avg_sq = _concatenate(state["exp_avg_sq"], flat)
+            self.steps = state["steps"][0].to(device=flat.device, dtype=torch.float32).clone()
+        self._fused = hasattr(torch, "_fused_adam_") and flat.device.type in ("cpu", "cuda")
 
-    @torch.no_grad()
     def step(self, lr):
-        """Update the parameters with their current gradients."""
-        grads = [p.grad for p in self.params]
-        torch._foreach_add_(self.steps, 1)
+        """Update the parameters with their current gradients.
+
+        ``flat`` does not require gradients (the parameters are views of it
+        made outside autograd), so the in-place updates need no ``no_grad``.
+        """
+        self.steps += 1
         if self._fused:
             torch._fused_adam_(
-                self.params,
-                grads,
-                self.exp_avg,
-                self.exp_avg_sq,
+                [self.flat],
+                [self.grad],
+                [self.exp_avg],
+                [self.exp_avg_sq],
                 [],
-                self.steps,
+                [self.steps],
                 lr=lr,
                 beta1=self.beta1,
                 beta2=self.beta2,
@@ -71,24 +80,32 @@ class Adam:
                 maximize=False,
             )
             return
-        step = self.steps[0].item()
+        step = self.steps.item()
         bias_correction1 = 1 - self.beta1**step
         bias_correction2_sqrt = math.sqrt(1 - self.beta2**step)
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - self.beta1)
-        torch._foreach_mul_(self.exp_avg_sq, self.beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - self.beta2)
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, bias_correction2_sqrt)
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, -lr / bias_correction1)
+        self.exp_avg.lerp_(self.grad, 1 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(self.grad, self.grad, value=1 - self.beta2)
+        denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
+        self.flat.addcdiv_(self.exp_avg, denom, value=-lr / bias_correction1)
 
     def state_dict(self):
-        """The moment estimates and step counts, on CPU."""
+        """The moment estimates and step counts of each parameter, on CPU."""
         return {
-            "exp_avg": [t.cpu() for t in self.exp_avg],
-            "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
-            "steps": [t.cpu() for t in self.steps],
+            "exp_avg": _split(self.exp_avg.cpu(), self.shapes),
+            "exp_avg_sq": _split(self.exp_avg_sq.cpu(), self.shapes),
+            "steps": [self.steps.cpu().clone() for _ in self.shapes],
         }
+
+
+def _concatenate(tensors, like):
+    """One flat tensor of ``like``'s dtype and device from a list of tensors."""
+    return torch.cat([t.reshape(-1) for t in tensors]).to(device=like.device, dtype=like.dtype)
+
+
+def _split(flat, shapes):
+    """Copies of consecutive pieces of ``flat`` with the given shapes."""
+    pieces = flat.split([math.prod(shape) for shape in shapes])
+    return [piece.view(shape).clone() for piece, shape in zip(pieces, shapes, strict=True)]
 
 
 def as_tensor(X):
@@ -100,6 +117,26 @@ def as_tensor(X):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(X)
+
+
+def _take(X, dense, rows):
+    """Rows of X as a CPU tensor: a view for a slice of a dense X, else a copy.
+
+    ``dense`` is X as a tensor, or None when X is a sparse matrix, which is
+    then densified for these rows only.
+    """
+    if dense is None:
+        return torch.from_numpy(X[rows if isinstance(rows, slice) else rows.numpy()].toarray())
+    if isinstance(rows, slice):
+        return dense[rows]
+    return dense.index_select(0, rows)
+
+
+def _batches(n_samples, batch_size, order=None):
+    """Row selections of consecutive mini-batches: slices, or pieces of ``order``."""
+    if order is not None:
+        return order.split(batch_size)
+    return [slice(start, start + batch_size) for start in range(0, n_samples, batch_size)]
 
 
 def iter_rows(X, batch_size, *, device, dtype=None, order=None):
@@ -122,21 +159,9 @@ def iter_rows(X, batch_size, *, device, dtype=None, order=None):
     order : torch.Tensor of int64 or None
         Row indices to visit; all rows in order when None.
     """
-    n_samples = X.shape[0] if order is None else order.shape[0]
     dense = None if sp.issparse(X) else as_tensor(X)
-    for start in range(0, n_samples, batch_size):
-        stop = min(start + batch_size, n_samples)
-        if order is None:
-            rows = slice(start, stop)
-        else:
-            rows = order[start:stop]
-        if dense is None:
-            batch = torch.from_numpy(X[rows.numpy() if order is not None else rows].toarray())
-        elif order is None:
-            batch = dense[rows]
-        else:
-            batch = dense.index_select(0, rows)
-        yield batch.to(device=device, dtype=dtype, non_blocking=True)
+    for rows in _batches(X.shape[0], batch_size, order):
+        yield _take(X, dense, rows).to(device=device, dtype=dtype, non_blocking=True)
 
 
 @torch.no_grad()
@@ -239,6 +264,184 @@ def _snapshot(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+@contextmanager
+def _flat_parameters(params):
+    """Lay the parameters out in one flat tensor for the duration of the block.
+
+    Each parameter's storage becomes a view of the flat tensor, so that the
+    optimizer updates all of them with one kernel call, and gradients are
+    written to a matching flat tensor. On exit the parameters get storages
+    of their own again.
+
+    Yields
+    ------
+    flat, grad : torch.Tensor
+        The parameters and a zero-filled tensor for their gradients.
+    """
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    grad = torch.zeros_like(flat)
+    try:
+        for p, view in zip(params, _views(flat, params), strict=True):
+            p.data = view
+        yield flat, grad
+    finally:
+        for p in params:
+            p.data = p.data.clone()
+
+
+def _views(flat, params):
+    """Views of ``flat`` shaped as ``params``, one after the other."""
+    pieces = flat.split([p.numel() for p in params])
+    return [piece.view_as(p) for piece, p in zip(pieces, params, strict=True)]
+
+
+class _AutogradStep:
+    """Loss and gradients of a mini-batch by automatic differentiation.
+
+    Works for any network, input corruption and device. Calling it with a
+    selection of rows writes the gradients of the objective (loss plus L2
+    penalty) to the flat gradient and returns the batch's summed loss.
+    """
+
+    def __init__(self, module, X, grad, *, loss, alpha, noise, noise_level, generator, device):
+        self.module = module
+        self.X = X
+        self.dense = None if sp.issparse(X) else as_tensor(X)
+        self.params = list(module.parameters())
+        self.grads = _views(grad, self.params)
+        self.weights = [layer.weight for layer in module.linear_layers]
+        self.loss = loss
+        self.alpha = alpha
+        self.noise = noise
+        self.noise_level = noise_level
+        self.generator = generator
+        self.device = device
+        self.normalized = _is_normalized(module)
+
+    def __call__(self, rows):
+        module = self.module
+        batch = _take(self.X, self.dense, rows).to(self.device, non_blocking=True)
+        inputs = batch
+        if self.noise is not None:
+            inputs = corrupt(batch, self.noise, self.noise_level, self.generator)
+        if self.normalized:
+            batch = module.normalize(batch)
+            inputs = batch if self.noise is None else module.normalize(inputs)
+        logits = module(inputs)
+        if self.loss == "bce":
+            batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
+        else:
+            batch_loss = F.mse_loss(module.activate(logits), batch)
+        objective = batch_loss
+        if self.alpha:
+            penalty = sum(w.square().sum() for w in self.weights)
+            objective = batch_loss + 0.5 * self.alpha * penalty / batch.shape[0]
+        grads = torch.autograd.grad(objective, self.params)
+        torch._foreach_copy_(self.grads, grads)
+        return batch_loss.detach() * batch.numel()
+
+
+class _LinearStep:
+    """Loss and gradients of a one-layer linear autoencoder, worked out by hand.
+
+    For an encoder and a decoder that are single linear layers with a linear
+    code, a mean squared error on a clipped or linear output, or a binary
+    cross-entropy on a sigmoid output, the forward and backward passes are
+    five matrix products and a few element-wise operations. They are run
+    here into buffers allocated once, without building an autograd graph: a
+    step then costs little more than its arithmetic.
+    """
+
+    def __init__(self, module, X, grad, *, loss, batch_size, alpha):
+        encoder, decoder = module.linear_layers
+        self.X = as_tensor(X)
+        self.We, self.be = encoder.weight.detach(), encoder.bias.detach()
+        self.Wd, self.bd = decoder.weight.detach(), decoder.bias.detach()
+        self.gWe, self.gbe, self.gWd, self.gbd = _views(grad, list(module.parameters()))
+        self.output = "sigmoid" if loss == "bce" else module.output_activation
+        self.alpha = alpha
+        self.normalized = _is_normalized(module)
+        self.shift = module.shift.detach()
+        self.scale = float(module.scale)
+        n_features, n_codes = self.Wd.shape
+        dtype = self.We.dtype
+        self.x = torch.empty(batch_size, n_features, dtype=dtype)
+        self.z = torch.empty(batch_size, n_codes, dtype=dtype)
+        self.dz = torch.empty(batch_size, n_codes, dtype=dtype)
+        self.a = torch.empty(batch_size, n_features, dtype=dtype)
+        self.r = torch.empty(batch_size, n_features, dtype=dtype)
+        self.ones = torch.ones(batch_size, dtype=dtype)
+        # Transposed views made once: making them costs microseconds per call.
+        self.WeT, self.WdT = self.We.T, self.Wd.T
+        self.full = self._buffers(batch_size)
+
+    def _buffers(self, n):
+        """The buffers for a batch of n rows, and views of them the step needs."""
+        x, z, dz, a, r = self.x[:n], self.z[:n], self.dz[:n], self.a[:n], self.r[:n]
+        return x, z, dz, a, r, a.T, dz.T, r.view(-1), self.ones[:n]
+
+    @staticmethod
+    def applies(module, X, loss, noise, device):
+        """Whether this step computes the same gradients as autograd would."""
+        layers = list(module.encoder) + list(module.decoder)
+        combination = (loss, module.output_activation)
+        return (
+            len(module.encoder) == 1
+            and len(module.decoder) == 1
+            and all(isinstance(layer, nn.Linear) for layer in layers)
+            and combination in {("mse", "clip"), ("mse", "identity"), ("bce", "sigmoid")}
+            and noise is None
+            and device.type == "cpu"
+            and not sp.issparse(X)
+        )
+
+    def __call__(self, rows):
+        if isinstance(rows, slice):
+            n = len(range(*rows.indices(self.X.shape[0])))
+        else:
+            n = rows.shape[0]
+        buffers = self.full if n == self.x.shape[0] else self._buffers(n)
+        x, z, dz, a, r, aT, dzT, r_flat, ones = buffers
+        if isinstance(rows, slice) and self.normalized:
+            x = torch.sub(self.X[rows], self.shift, out=x)
+        elif isinstance(rows, slice):
+            x = self.X[rows]
+        else:
+            torch.index_select(self.X, 0, rows, out=x)
+            if self.normalized:
+                x.sub_(self.shift)
+        if self.normalized:
+            x.div_(self.scale)
+        torch.addmm(self.be, x, self.WeT, out=z)
+        torch.addmm(self.bd, z, self.WdT, out=a)
+        # The gradient of the summed loss with respect to the output's
+        # pre-activation overwrites a.
+        if self.output == "sigmoid":
+            batch_loss = F.binary_cross_entropy_with_logits(a, x, reduction="sum")
+            a.sigmoid_().sub_(x)
+            scale = 1.0 / x.numel()
+        else:
+            if self.output == "clip":
+                torch.clamp(a, 0.0, 1.0, out=r).sub_(x)
+                torch.ops.aten.hardtanh_backward.grad_input(r, a, 0.0, 1.0, grad_input=a)
+            else:
+                r_flat = a.sub_(x).view(-1)
+            batch_loss = torch.dot(r_flat, r_flat)
+            scale = 2.0 / x.numel()
+        decay = self.alpha / n
+        torch.addmm(self.Wd, aT, z, beta=decay, alpha=scale, out=self.gWd)
+        torch.addmv(self.bd, aT, ones, beta=0.0, alpha=scale, out=self.gbd)
+        torch.mm(a, self.Wd, out=dz)
+        torch.addmm(self.We, dzT, x, beta=decay, alpha=scale, out=self.gWe)
+        torch.addmv(self.be, dzT, ones, beta=0.0, alpha=scale, out=self.gbe)
+        return batch_loss
+
+
+def _is_normalized(module):
+    """Whether the module works on data shifted or scaled from the input's."""
+    return bool(module.scale != 1) or bool(module.shift.any())
+
+
 def train(
     module,
     X,
@@ -269,6 +472,10 @@ def train(
     one, the criterion is the validation score and the module ends with the
     weights of its best validation score. A KeyboardInterrupt ends training
     with a warning and the best weights so far.
+
+    A network whose encoder and decoder are single linear layers, trained on
+    CPU without corruption, gets its gradients from formulas worked out by
+    hand; any other, from autograd. Both give the same gradients.
 
     Parameters
     ----------
@@ -303,85 +510,86 @@ def train(
         weights seen, or to its initial weights, before raising.
     """
     device = torch.device(device)
-    params = [p for p in module.parameters()]
-    weights = [layer.weight for layer in module.linear_layers]
-    optimizer = Adam(params, state=optimizer_state)
-    n_samples = X.shape[0]
+    params = list(module.parameters())
+    n_samples, n_features = X.shape
     n_batches = math.ceil(n_samples / batch_size)
     total_steps = max(max_iter * n_batches, 1)
     result = TrainingResult(validation_scores=None if X_val is None else [])
-    normalized = bool(module.scale != 1) or bool(module.shift.any())
     loss_scale = float(module.scale) ** 2 if loss == "mse" else 1.0
-    best_state = _snapshot(module)
-    no_improvement = 0
-    step = 0
-    epoch = first_epoch
-    try:
-        for epoch in range(first_epoch, first_epoch + max_iter):
-            module.train()
-            if shuffle:
-                order = torch.randperm(n_samples, generator=generator)
-            else:
-                order = None
-            epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
-            for batch in iter_rows(X, batch_size, device=device, order=order):
-                inputs = batch if noise is None else corrupt(batch, noise, noise_level, generator)
-                if normalized:
-                    batch = module.normalize(batch)
-                    inputs = batch if noise is None else module.normalize(inputs)
-                logits = module(inputs)
-                if loss == "bce":
-                    batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
-                else:
-                    batch_loss = F.mse_loss(module.activate(logits), batch)
-                objective = batch_loss
-                if alpha:
-                    penalty = sum(w.square().sum() for w in weights)
-                    objective = batch_loss + 0.5 * alpha * penalty / batch.shape[0]
-                for p in params:
-                    p.grad = None
-                objective.backward()
-                lr = learning_rate_at(learning_rate, learning_rate_init, step / total_steps)
-                optimizer.step(lr)
-                step += 1
-                epoch_loss += batch_loss.detach() * batch.shape[0]
-            epoch_loss = epoch_loss.item() / n_samples * loss_scale
-            if not math.isfinite(epoch_loss):
-                module.load_state_dict(best_state)
-                raise DivergenceError(epoch_loss, epoch)
-            result.loss_curve.append(epoch_loss)
-            result.n_epochs += 1
-            improved, is_best = _record_progress(result, epoch_loss, module, X_val, tol, device)
-            if verbose:
-                message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"
-                if X_val is not None:
-                    message += f", validation score = {result.validation_scores[-1]:.8f}"
-                print(message, flush=True)
-            if is_best:
-                best_state = _snapshot(module)
-            no_improvement = 0 if improved else no_improvement + 1
-            if no_improvement > n_iter_no_change:
-                result.stopped_early = True
-                if verbose:
-                    print(
-                        f"Training stopped: no improvement of at least tol={tol} "
-                        f"for {n_iter_no_change} consecutive epochs.",
-                        flush=True,
+    with _flat_parameters(params) as (flat, grad):
+        optimizer = Adam(flat, grad, [p.shape for p in params], state=optimizer_state)
+        if _LinearStep.applies(module, X, loss, noise, device):
+            batch_step = _LinearStep(
+                module, X, grad, loss=loss, batch_size=batch_size, alpha=alpha
+            )
+        else:
+            batch_step = _AutogradStep(
+                module,
+                X,
+                grad,
+                loss=loss,
+                alpha=alpha,
+                noise=noise,
+                noise_level=noise_level,
+                generator=generator,
+                device=device,
+            )
+        best_state = _snapshot(module)
+        no_improvement = 0
+        step = 0
+        epoch = first_epoch
+        try:
+            for epoch in range(first_epoch, first_epoch + max_iter):
+                module.train()
+                order = torch.randperm(n_samples, generator=generator) if shuffle else None
+                batch_losses = []
+                for rows in _batches(n_samples, batch_size, order):
+                    batch_losses.append(batch_step(rows))
+                    optimizer.step(
+                        learning_rate_at(learning_rate, learning_rate_init, step / total_steps)
                     )
-                break
-    except KeyboardInterrupt:
-        warnings.warn(
-            f"Training interrupted by user at epoch {epoch}; keeping the best "
-            "weights found so far.",
-            UserWarning,
-            stacklevel=4,
-        )
-        result.interrupted = True
-        module.load_state_dict(best_state)
-    if X_val is not None and not result.interrupted:
-        module.load_state_dict(best_state)
-    module.eval()
-    result.optimizer_state = optimizer.state_dict()
+                    step += 1
+                # One synchronisation per epoch: the batch losses stay tensors until here.
+                epoch_loss = torch.stack(batch_losses).double().sum().item()
+                epoch_loss *= loss_scale / (n_samples * n_features)
+                if not math.isfinite(epoch_loss):
+                    module.load_state_dict(best_state)
+                    raise DivergenceError(epoch_loss, epoch)
+                result.loss_curve.append(epoch_loss)
+                result.n_epochs += 1
+                improved, is_best = _record_progress(
+                    result, epoch_loss, module, X_val, tol, device
+                )
+                if verbose:
+                    message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"
+                    if X_val is not None:
+                        message += f", validation score = {result.validation_scores[-1]:.8f}"
+                    print(message, flush=True)
+                if is_best:
+                    best_state = _snapshot(module)
+                no_improvement = 0 if improved else no_improvement + 1
+                if no_improvement > n_iter_no_change:
+                    result.stopped_early = True
+                    if verbose:
+                        print(
+                            f"Training stopped: no improvement of at least tol={tol} "
+                            f"for {n_iter_no_change} consecutive epochs.",
+                            flush=True,
+                        )
+                    break
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training interrupted by user at epoch {epoch}; keeping the best "
+                "weights found so far.",
+                UserWarning,
+                stacklevel=4,
+            )
+            result.interrupted = True
+            module.load_state_dict(best_state)
+        if X_val is not None and not result.interrupted:
+            module.load_state_dict(best_state)
+        module.eval()
+        result.optimizer_state = optimizer.state_dict()
     return result
 
 

@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import torch
+
+from skae._network import Autoencoder, init_random
+from skae._training import (
+    Adam,
+    _AutogradStep,
+    _flat_parameters,
+    _LinearStep,
+    learning_rate_at,
+    train,
+)
+
+
+def _module(output_activation, *, hidden=(), shift=None, scale=1.0, dtype=torch.float64):
+    module = Autoencoder(
+        12, 3, list(hidden), "relu", "identity", output_activation, dtype, shift, scale
+    )
+    init_random(module, torch.Generator().manual_seed(0))
+    return module
+
+
+def _data(n_samples=50, unit=True):
+    rng = np.random.RandomState(0)
+    X = rng.rand(n_samples, 12)
+    return X if unit else 5 * X - 3
+
+
+def _gradients(step_class, module, X, rows, **kwargs):
+    """Summed loss and flat gradient of one step of ``step_class``."""
+    with _flat_parameters(list(module.parameters())) as (flat, grad):
+        step = step_class(module, X, grad, **kwargs)
+        batch_loss = step(rows)
+        return float(batch_loss), grad.clone()
+
+
+@pytest.mark.parametrize(
+    "output_activation, loss, unit",
+    [
+        ("clip", "mse", True),
+        ("identity", "mse", True),
+        ("identity", "mse", False),
+        ("sigmoid", "bce", True),
+    ],
+)
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("rows", [slice(10, 30), torch.tensor([4, 0, 17, 9, 33, 2])])
+def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows):
+    X = _data(unit=unit)
+    shift, scale = (None, 1.0) if unit else (torch.as_tensor(X.mean(axis=0)), 2.5)
+    module = _module(output_activation, shift=shift, scale=scale)
+    # Push some outputs outside [0, 1] so that clipping matters.
+    with torch.no_grad():
+        module.decoder[0].bias.mul_(3.0).sub_(0.5)
+    assert _LinearStep.applies(module, X, loss, None, torch.device("cpu"))
+    expected = _gradients(
+        _AutogradStep,
+        module,
+        X,
+        rows,
+        loss=loss,
+        alpha=alpha,
+        noise=None,
+        noise_level=0.0,
+        generator=None,
+        device=torch.device("cpu"),
+    )
+    got = _gradients(_LinearStep, module, X, rows, loss=loss, batch_size=25, alpha=alpha)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
+    np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_linear_step_applies_only_to_one_layer_networks():
+    X = _data()
+    cpu = torch.device("cpu")
+    assert not _LinearStep.applies(_module("clip", hidden=(5,)), X, "mse", None, cpu)
+    assert not _LinearStep.applies(_module("sigmoid"), X, "mse", None, cpu)
+    assert not _LinearStep.applies(_module("clip"), X, "mse", "gaussian", cpu)
+    assert _LinearStep.applies(_module("clip"), X, "mse", None, cpu)
+
+
+def test_parameters_get_their_own_storage_back():
+    module = _module("clip")
+    params = list(module.parameters())
+    before = [p.detach().clone() for p in params]
+    with _flat_parameters(params) as (flat, _):
+        assert all(
+            p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr() for p in params
+        )
+        flat.add_(1.0)
+    for p, old in zip(params, before, strict=True):
+        assert p.is_contiguous()
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+        torch.testing.assert_close(p.detach(), old + 1.0)
+
+
+def test_adam_state_round_trips_per_parameter():
+    shapes = [torch.Size([3, 4]), torch.Size([4])]
+    flat = torch.zeros(16, dtype=torch.float64)
+    grad = torch.arange(16, dtype=torch.float64)
+    adam = Adam(flat, grad, shapes)
+    adam.step(0.1)
+    state = adam.state_dict()
+    assert [t.shape for t in state["exp_avg"]] == shapes
+    assert [float(t) for t in state["steps"]] == [1.0, 1.0]
+    resumed = Adam(flat.clone(), grad, shapes, state=state)
+    adam.step(0.1)
+    resumed.step(0.1)
+    torch.testing.assert_close(resumed.flat, adam.flat)
+    # After one step the first moment is (1 - beta1) times the gradient.
+    np.testing.assert_allclose(state["exp_avg"][1].numpy(), 0.1 * np.arange(12, 16))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    rates = [learning_rate_at("cosine", 1.0, p) for p in np.linspace(0, 1, 101)]
+    peak = int(np.argmax(rates))
+    assert 8 <= peak <= 11
+    assert rates[0] < 0.05 and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(np.diff(rates[peak:]) <= 0)
+    assert learning_rate_at("constant", 0.3, 0.7) == 0.3
+
+
+@pytest.mark.parametrize("noise", [None, "masking"])
+def test_train_lowers_the_loss_and_records_each_epoch(noise):
+    X = _data(200).astype(np.float32)
+    module = _module("clip", dtype=torch.float32)
+    result = train(
+        module,
+        X,
+        batch_size=20,
+        max_iter=5,
+        learning_rate_init=1e-2,
+        tol=0,
+        noise=noise,
+        noise_level=0.2,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert result.n_epochs == len(result.loss_curve) == 5
+    assert result.loss_curve[-1] < result.loss_curve[0]
+    assert not any(p.requires_grad is False for p in module.parameters())
