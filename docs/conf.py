@@ -6,7 +6,6 @@ environment variable ``SKAE_EXAMPLES_DATA`` says otherwise (``mnist``).
 """
 
 import os
-import re
 
 # Set before the examples run: digits keep the build quick and offline.
 os.environ.setdefault("SKAE_EXAMPLES_DATA", "digits")
@@ -55,19 +54,3 @@ sphinx_gallery_conf = {
     "doc_module": ("skae",),
     "backreferences_dir": None,
 }
-
-
-def _literal_attribute_names(app, what, name, obj, options, lines):
-    """Keep fitted-attribute names in shapes, like ``(n_components_,)``, literal.
-
-    In reStructuredText a word ending in an underscore is a reference, so
-    ``ndarray of shape (n_components_, n_features_in_)`` would point at two
-    missing targets; scikit-learn writes them in backquotes.
-    """
-    for i, line in enumerate(lines):
-        if "of shape (" in line:
-            lines[i] = re.sub(r"(?<![`\w])(\w+_)(?=[,)])", r"`\1`", line)
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _literal_attribute_names)

@@ -168,7 +168,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
         Activation of the reconstruction. "clip" clamps a linear output to
         [0, 1]; "sigmoid" squashes it. "auto" is "clip" when the training
-        data lie in [0, 1] and "identity" otherwise. "clip" and "sigmoid"
+        data lie in [0, 1] ("sigmoid" with ``loss="bce"``) and "identity"
+        otherwise. "clip" and "sigmoid"
         require training data in [0, 1]. Started from PCA, a clipped output
         reconstructs at least as well as PCA before any training; a sigmoid
         output needs the "bce" loss of the tutorials.
@@ -259,7 +260,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_components_ : int
         Width of the code, ``encoding_dim``.
 
-    components_ : ndarray of shape (n_components_, n_features_in_) or None
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`) or None
         Decoder weights, one row per code unit, when the decoder is a single
         linear layer; None otherwise. With ``init="pca"`` and no training
         they are PCA's ``components_``.
@@ -494,7 +495,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         in_unit_interval = _in_unit_interval(X)
         output_activation = self.output_activation
         if output_activation == "auto":
-            output_activation = "clip" if in_unit_interval else "identity"
+            if self.loss == "bce" and in_unit_interval:
+                output_activation = "sigmoid"
+            else:
+                output_activation = "clip" if in_unit_interval else "identity"
         if output_activation in ("sigmoid", "clip") and not in_unit_interval:
             raise ValueError(
                 f"output_activation={output_activation!r} produces values in [0, 1], "
@@ -708,7 +712,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, `n_components_`)
             The codes, in the dtype of X (float64 for other dtypes).
         """
         check_is_fitted(self)
@@ -721,12 +725,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
+        X : array-like of shape (n_samples, `n_components_`)
             Codes, such as those returned by :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             The reconstructions.
         """
         check_is_fitted(self)

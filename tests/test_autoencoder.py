@@ -466,6 +466,12 @@ def test_bce_and_sigmoid_need_unit_interval_data():
         AutoencoderTransformer(loss="bce", output_activation="identity").fit(X_unit)
 
 
+def test_bce_loss_picks_a_sigmoid_output(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, loss="bce", max_iter=1).fit(X)
+    assert ae.output_activation_ == "sigmoid"
+
+
 def test_pca_init_needs_no_hidden_layers():
     X = np.random.RandomState(0).rand(30, 4)
     with pytest.raises(ValueError, match="init='pca' needs a network without hidden layers"):
