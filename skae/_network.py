@@ -4,6 +4,7 @@ import itertools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -115,8 +116,15 @@ class Autoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
     def encode(self, x):
-        """Codes of data ``x``."""
-        return self.encoder(self.normalize(x))
+        """Codes of data ``x``.
+
+        The normalisation is folded into the first layer's weights and bias,
+        which are small, rather than applied to ``x``, which may be large.
+        """
+        first = self.encoder[0]
+        weight = first.weight / self.scale
+        hidden = F.linear(x, weight, first.bias - weight @ self.shift)
+        return self.encoder[1:](hidden)
 
     def activate(self, logits):
         """Apply the output activation."""
