@@ -52,8 +52,10 @@ def _blas_thread_limit():
 # Below this many multiply-adds per call, torch's parallel regions cost more
 # than they gain: a mini-batch step of a small network runs in tens of
 # microseconds on one thread, while waking a second one costs as much, and
-# far more on a machine whose cores are busy.
-SMALL_WORK = 2**25
+# far more on a machine whose cores are busy. On a busy two-core machine,
+# encoding 4096 MNIST rows with 32 codes (10**8 multiply-adds) took 8 ms on
+# one thread and 38 ms on two.
+SMALL_WORK = 2**28
 
 
 @contextmanager
