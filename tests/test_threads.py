@@ -1,7 +1,20 @@
+"""Threads: torch's thread settings, and concurrent use of a fitted estimator."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+import skae._autoencoder
+import skae._threads
+from skae import AutoencoderTransformer
 from skae._threads import SMALL_WORK, torch_threads
+
+# Stops after a few epochs without reaching max_iter, so no ConvergenceWarning.
+QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
 
 
 def test_small_work_runs_on_one_thread_and_restores():
@@ -35,3 +48,94 @@ def test_threadpoolctl_blas_limit_applies_for_the_block(monkeypatch):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, _ = digits
+    return AutoencoderTransformer(encoding_dim=8, hidden_layer_sizes=(32,), **QUICK).fit(X)
+
+
+def test_concurrent_calls_match_sequential_calls(digits, fitted):
+    # As in a web service: many threads share one fitted estimator.
+    X, _ = digits
+    requests = [X[start : start + 50 + start % 7] for start in range(0, 1700, 50)]
+    methods = {
+        "transform": fitted.transform,
+        "inverse_transform": lambda X: fitted.inverse_transform(fitted.transform(X)),
+        "score_samples": fitted.score_samples,
+    }
+    expected = {name: [method(X) for X in requests] for name, method in methods.items()}
+    threads_before = torch.get_num_threads()
+    start = threading.Barrier(8)
+
+    def serve(name, i):
+        if i < 8:
+            start.wait()  # the first requests all begin at once
+        return methods[name](requests[i])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for name in methods:
+            futures = [pool.submit(serve, name, i) for i in range(len(requests))] * 3
+            for i, future in enumerate(futures):
+                np.testing.assert_array_equal(future.result(), expected[name][i % len(requests)])
+            start.reset()
+    assert torch.get_num_threads() == threads_before
+
+
+def _count_training_threads(monkeypatch):
+    """Record torch's thread count each time the estimator starts training."""
+    seen = []
+    train = skae._autoencoder.train
+
+    def counting_train(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(skae._autoencoder, "train", counting_train)
+    return seen
+
+
+@pytest.fixture
+def two_torch_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch):
+    # joblib and dask workers set OMP_NUM_THREADS; when torch was imported
+    # before that, fit must still keep to the limit, and restore torch after.
+    X, _ = digits
+    # Count every fit as large, so that only the limit can lower the threads.
+    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
+    seen = _count_training_threads(monkeypatch)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    ae = AutoencoderTransformer(encoding_dim=4, **QUICK).fit(X)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    ae.fit(X)
+    ae.partial_fit(X)
+    assert seen == [2, 1, 1]
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    ae.fit(X)
+    assert seen[-1] == 2  # a limit never raises torch's own setting
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_thread_setting_restored_when_fit_fails(digits, monkeypatch):
+    X, _ = digits
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ae = AutoencoderTransformer(
+        encoding_dim=8,
+        hidden_layer_sizes=(32,),
+        output_activation="identity",
+        learning_rate_init=1e12,
+        **QUICK,
+    )
+    with pytest.raises(ValueError, match="Training diverged"):
+        ae.fit(X)
+    assert torch.get_num_threads() == 2
