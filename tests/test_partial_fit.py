@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
@@ -125,6 +126,19 @@ def test_partial_fit_is_reproducible(digits):
             ae.partial_fit(chunk)
         codes.append(ae.transform(X))
     np.testing.assert_array_equal(codes[0], codes[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_partial_fit_on_cuda_matches_cpu(digits):
+    X, _ = digits
+    cpu = AutoencoderTransformer(encoding_dim=8, random_state=0)
+    gpu = AutoencoderTransformer(encoding_dim=8, random_state=0, device="auto")
+    for chunk in _chunks(X, 600):
+        cpu.partial_fit(chunk)
+        gpu.partial_fit(chunk)
+    assert gpu.device_.type == "cuda"
+    assert all(p.device.type == "cpu" for p in gpu.module_.parameters())
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), atol=1e-3)
 
 
 def test_streaming_mnist_matches_full_fit():
