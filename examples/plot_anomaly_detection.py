@@ -21,30 +21,24 @@ by ROC AUC, for each digit in turn.
 # MNIST when it is installed (a subset, to run in under a minute), and
 # scikit-learn's digits otherwise or when ``SKAE_EXAMPLES_DATA=digits``.
 import os
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import RocCurveDisplay, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer
 from skae.datasets import load_digits, load_mnist
 
-# Few epochs keep the example quick.
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
-
+use_mnist = os.environ.get("SKAE_EXAMPLES_DATA", "mnist") == "mnist"
 try:
-    if os.environ.get("SKAE_EXAMPLES_DATA", "mnist") != "mnist":
-        raise OSError("digits requested")
-    X, y = load_mnist(subset="train", return_X_y=True)
-    X, y = X[:3_000], y[:3_000]
-    encoding_dim = 32
-except OSError:
+    X, y = load_mnist(return_X_y=True) if use_mnist else load_digits(return_X_y=True)
+except OSError:  # MNIST is not installed
     X, y = load_digits(return_X_y=True)
-    encoding_dim = 16
+if X.shape[1] == 784:
+    X, y = X[:3_000], y[:3_000]
+encoding_dim = 32 if X.shape[1] == 784 else 16
 X_train_all, X_test, y_train_all, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
 
 # %%

@@ -19,28 +19,24 @@ one, and each reconstruction is compared with the clean digit.
 # MNIST when it is installed (a subset, to run in under a minute), and
 # scikit-learn's digits otherwise or when ``SKAE_EXAMPLES_DATA=digits``.
 import os
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer, ReconstructionDisplay
 from skae.datasets import load_digits, load_mnist
 
-# Few epochs keep the example quick.
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
-
+use_mnist = os.environ.get("SKAE_EXAMPLES_DATA", "mnist") == "mnist"
 try:
-    if os.environ.get("SKAE_EXAMPLES_DATA", "mnist") != "mnist":
-        raise OSError("digits requested")
-    X_train = load_mnist(subset="train", return_X_y=True)[0][:6_000]
-    X_test = load_mnist(subset="test", return_X_y=True)[0][:1_000]
-    image_shape, encoding_dim = (28, 28), 32
-except OSError:
+    X, _ = load_mnist(subset="all", return_X_y=True) if use_mnist else load_digits(return_X_y=True)
+except OSError:  # MNIST is not installed
     X, _ = load_digits(return_X_y=True)
+if X.shape[1] == 784:
+    X_train, X_test = X[:6_000], X[-1_000:]
+    image_shape, encoding_dim = (28, 28), 32
+else:
     X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
     image_shape, encoding_dim = (8, 8), 16
 

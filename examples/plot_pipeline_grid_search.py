@@ -30,18 +30,17 @@ from sklearn.pipeline import Pipeline
 from skae import AutoencoderTransformer, ReconstructionErrorDisplay
 from skae.datasets import load_digits, load_mnist
 
-# Few epochs and iterations keep the example quick.
+# A few LogisticRegression iterations keep the example quick.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
+use_mnist = os.environ.get("SKAE_EXAMPLES_DATA", "mnist") == "mnist"
 try:
-    if os.environ.get("SKAE_EXAMPLES_DATA", "mnist") != "mnist":
-        raise OSError("digits requested")
-    X, y = load_mnist(subset="train", return_X_y=True)
-    X, y = X[:1_600], y[:1_600]
-    dims = [8, 16, 32]
-except OSError:
+    X, y = load_mnist(return_X_y=True) if use_mnist else load_digits(return_X_y=True)
+except OSError:  # MNIST is not installed
     X, y = load_digits(return_X_y=True)
-    dims = [4, 8, 16]
+if X.shape[1] == 784:
+    X, y = X[:1_600], y[:1_600]
+dims = [8, 16, 32] if X.shape[1] == 784 else [4, 8, 16]
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
 
 # %%
