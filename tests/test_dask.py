@@ -20,12 +20,23 @@ wrappers = pytest.importorskip("dask_ml.wrappers")
 QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
 
 
+# On a busy machine the scheduler and nannies may take over a second to make
+# their scratch directories, which distributed reports with a warning.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning"
+)
+
+
 @pytest.fixture(scope="module")
-def client():
+def client(tmp_path_factory):
     """A cluster of two single-threaded worker processes, for this module only."""
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            local_directory=tmp_path_factory.mktemp("dask"),
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
