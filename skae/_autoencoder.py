@@ -91,21 +91,31 @@ def _generator(random_state):
     return generator
 
 
-def _location_scale(X):
+def _location_scale(X, chunk_size=4096):
     """Per-feature mean and overall root mean square deviation of X.
 
-    Accumulated in float64, so that huge float32 values do not overflow.
+    Accumulated in float64 over chunks of rows divided by the largest
+    magnitude, so that neither huge values overflow nor tiny ones underflow.
     """
-    mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
-    if sp.issparse(X):
-        sum_squares = float(X.multiply(X).sum(dtype=np.float64))
-    else:
-        sum_squares = float(np.einsum("ij,ij->", X, X, dtype=np.float64))
-    variance = sum_squares / X.size - float(mean @ mean) / X.shape[1]
-    scale = np.sqrt(max(variance, 0.0))
+    n_samples, n_features = X.shape
+    peak = float(max(abs(X.max()), abs(X.min())))
+    if peak == 0:
+        return np.zeros(n_features), 1.0
+    sums = np.zeros(n_features)
+    sum_squares = 0.0
+    for start in range(0, n_samples, chunk_size):
+        chunk = X[start : start + chunk_size].astype(np.float64) / peak
+        sums += np.asarray(chunk.sum(axis=0)).ravel()
+        if sp.issparse(chunk):
+            sum_squares += float(chunk.multiply(chunk).sum())
+        else:
+            sum_squares += float(np.einsum("ij,ij->", chunk, chunk))
+    mean = sums / n_samples
+    variance = sum_squares / (n_samples * n_features) - float(mean @ mean) / n_features
+    scale = peak * np.sqrt(max(variance, 0.0))
     if not np.isfinite(scale) or scale == 0:
         scale = 1.0
-    return mean, scale
+    return mean * peak, scale
 
 
 def _principal_axes(X, n_components, random_state):
@@ -214,7 +224,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Tolerance for the optimisation. When the training loss (or the
         validation score, with ``early_stopping``) does not improve by at
         least ``tol`` for ``n_iter_no_change`` consecutive epochs, training
-        stops.
+        stops. With a linear output ``tol`` is relative to the data's mean
+        variance (the network's normalised units), so that it does not
+        depend on the data's magnitude.
 
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` before training stops.
@@ -446,8 +458,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         The choices that depend on the data ("auto" output activation, PCA
         initialisation, "auto" batch size) are made from the first chunk
-        seen. ``early_stopping`` and the "cosine" schedule do not apply: each
-        call runs one epoch at ``learning_rate_init``.
+        seen, and later chunks must fit them (data in [0, 1] for a clipped or
+        sigmoid output). ``early_stopping`` and the "cosine" schedule do not
+        apply: each call runs one epoch at ``learning_rate_init``. Shuffling
+        and corruption go on drawing from one random stream across calls.
 
         Parameters
         ----------
@@ -534,14 +548,24 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _build(self, X, output_activation, init, generator):
         """A new network for X, initialised on CPU."""
-        hidden = [int(width) for width in self.hidden_layer_sizes]
-        if any(width < 1 for width in hidden):
+        hidden = list(self.hidden_layer_sizes)
+        if not all(
+            isinstance(width, Integral) and not isinstance(width, bool) and width >= 1
+            for width in hidden
+        ):
             raise ValueError(
-                "hidden_layer_sizes must contain positive integers, got "
-                f"{tuple(self.hidden_layer_sizes)}."
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
             )
+        hidden = [int(width) for width in hidden]
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         shift, scale = _location_scale(X) if output_activation == "identity" else (None, 1.0)
+        if not 1e-150 < scale < 1e150:
+            raise ValueError(
+                f"X's values deviate from their mean by about {scale:.1e}: squared "
+                "reconstruction errors of that size cannot be represented in float64. "
+                "Rescale X, e.g. with StandardScaler."
+            )
         module = Autoencoder(
             X.shape[1],
             self.encoding_dim,
@@ -595,6 +619,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _fit(self, X, *, first_call, incremental):
         device = _resolve_device(self.device)
         generator = _generator(self.random_state)
+        if incremental and not first_call:
+            # Later chunks go on drawing from where the previous one stopped.
+            generator.set_state(self._generator_state)
         early_stopping = self.early_stopping and not incremental
         X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
         if first_call:
@@ -605,6 +632,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             optimizer_state, t, first_epoch = None, 0, 1
         else:
             output_activation, init = self.output_activation_, self.init_
+            if (output_activation != "identity" or self.loss == "bce") and not (
+                _in_unit_interval(X_train)
+            ):
+                raise ValueError(
+                    f"The network was built for data in [0, 1] (output_activation="
+                    f"{output_activation!r}, loss={self.loss!r}), but X has values "
+                    "outside [0, 1]."
+                )
             batch_size = self.batch_size_
             module = copy.deepcopy(self.module_)
             optimizer_state, t, first_epoch = self._optimizer_state, self.t_, self.n_iter_ + 1
@@ -664,6 +699,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             self.components_ = None
         self._record_curves(result, first_call, early_stopping)
         self.t_ = t + result.n_epochs * X_train.shape[0]
+        self._generator_state = generator.get_state()
         if (
             not incremental
             and self.learning_rate == "constant"
@@ -687,12 +723,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.n_iter_ = len(self.loss_curve_)
         if early_stopping:
             self.validation_scores_ = (self.validation_scores_ or []) + result.validation_scores
-            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = min(self.loss_curve_)
+            # An interrupt in the first epoch leaves the curve empty.
+            self.best_loss_ = min(self.loss_curve_, default=None)
 
     @torch.no_grad()
     def _encode(self, X):

@@ -551,14 +551,16 @@ def train(
                     step += 1
                 # One synchronisation per epoch: the batch losses stay tensors until here.
                 epoch_loss = torch.stack(batch_losses).double().sum().item()
-                epoch_loss *= loss_scale / (n_samples * n_features)
+                epoch_loss /= n_samples * n_features
                 if not math.isfinite(epoch_loss):
                     module.load_state_dict(best_state)
                     raise DivergenceError(epoch_loss, epoch)
+                epoch_loss *= loss_scale
                 result.loss_curve.append(epoch_loss)
                 result.n_epochs += 1
+                # tol applies to the loss in the network's normalised units.
                 improved, is_best = _record_progress(
-                    result, epoch_loss, module, X_val, tol, device
+                    result, epoch_loss, module, X_val, tol * loss_scale, device
                 )
                 if verbose:
                     message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"

@@ -1,6 +1,7 @@
 import io
 import pickle
 import re
+import warnings
 
 import joblib
 import numpy as np
@@ -318,6 +319,55 @@ def test_keyboard_interrupt_keeps_best_weights(digits, monkeypatch):
     np.testing.assert_allclose(-ae.score(X), ae.best_loss_, rtol=0.1)
 
 
+def test_interrupt_in_first_epoch_keeps_starting_weights(digits, monkeypatch):
+    X, _ = digits
+
+    def interrupted_step(self, lr):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_training.Adam, "step", interrupted_step)
+    ae = AutoencoderTransformer(encoding_dim=8, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        ae.fit(X)
+    assert ae.n_iter_ == 0 and ae.best_loss_ is None
+    pca = PCA(8).fit(X)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    assert -ae.score(X) <= pca_error * (1 + 1e-4)
+
+
+def test_tol_does_not_depend_on_magnitude(low_rank):
+    X, _ = low_rank
+    runs = [
+        AutoencoderTransformer(
+            encoding_dim=2, learning_rate="constant", max_iter=40, tol=1e-3, random_state=0
+        )
+        for _ in range(2)
+    ]
+    for ae, factor in zip(runs, [1e-3, 1e3], strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ae.fit(X * factor)
+    assert runs[0].n_iter_ == runs[1].n_iter_ < 40
+
+
+def test_later_chunks_must_fit_the_unit_interval(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4).partial_fit(X)
+    with pytest.raises(ValueError, match=r"built for data in \[0, 1\]"):
+        ae.partial_fit(X - 0.5)
+    assert ae.n_iter_ == 1
+
+
+def test_partial_fit_draws_on_across_calls(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, random_state=0).partial_fit(X)
+    first = ae._generator_state.clone()
+    ae.partial_fit(X)
+    assert not torch.equal(first, ae._generator_state)
+    again = AutoencoderTransformer(encoding_dim=4, random_state=0).partial_fit(X)
+    assert torch.equal(first, again._generator_state)
+
+
 # Data types, sparse input, determinism, persistence
 
 
@@ -363,6 +413,35 @@ def test_sparse_input_trained_batch_by_batch(digits, fmt, monkeypatch):
     dense_codes = ae.transform(X_sparse.toarray())
     np.testing.assert_allclose(codes, dense_codes, rtol=1e-5, atol=1e-6)
     assert X.dtype == codes.dtype
+
+
+def test_sparse_and_dense_input_train_alike():
+    X = sp.random(300, 20, density=0.3, format="csr", random_state=0) * 5
+    X.data -= 1
+    params = dict(encoding_dim=3, random_state=0, max_iter=3)
+    dense = AutoencoderTransformer(**params).fit(X.toarray())
+    sparse = AutoencoderTransformer(**params).fit(X)
+    assert sparse.output_activation_ == "identity"
+    np.testing.assert_allclose(float(sparse.module_.scale), float(dense.module_.scale))
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), atol=1e-6)
+
+
+@pytest.mark.parametrize("magnitude", [1e-100, 1e100])
+def test_extreme_magnitudes(low_rank, magnitude):
+    X, noise_level = low_rank
+    ae = AutoencoderTransformer(encoding_dim=3, random_state=0, max_iter=5).fit(X * magnitude)
+    codes = ae.transform(X * magnitude)
+    assert np.isfinite(codes).all()
+    assert -ae.score(X * magnitude) / magnitude**2 < 1.1 * noise_level
+
+
+@pytest.mark.parametrize("magnitude", [1e-200, 1e200])
+def test_unrepresentable_magnitudes_are_refused(low_rank, magnitude):
+    X, _ = low_rank
+    ae = AutoencoderTransformer(encoding_dim=3)
+    with pytest.raises(ValueError, match="cannot be represented in float64. Rescale X"):
+        ae.fit(X * magnitude)
+    assert not hasattr(ae, "n_features_in_")
 
 
 def test_same_random_state_gives_identical_codes(digits):
@@ -470,6 +549,15 @@ def test_bce_loss_picks_a_sigmoid_output(digits):
     X, _ = digits
     ae = AutoencoderTransformer(encoding_dim=4, loss="bce", max_iter=1).fit(X)
     assert ae.output_activation_ == "sigmoid"
+
+
+@pytest.mark.parametrize("sizes", [("a",), (2.5,), (True,), (0,), [[2, 3]]])
+def test_hidden_layer_sizes_must_be_positive_integers(sizes):
+    X = np.random.RandomState(0).rand(30, 4)
+    ae = AutoencoderTransformer(hidden_layer_sizes=sizes)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be a sequence of positive"):
+        ae.fit(X)
+    assert not hasattr(ae, "n_features_in_")
 
 
 def test_pca_init_needs_no_hidden_layers():

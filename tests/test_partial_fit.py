@@ -66,8 +66,9 @@ def test_auto_choices_come_from_the_first_chunk(low_rank):
 
     unit = AutoencoderTransformer(encoding_dim=3, random_state=0).partial_fit(np.clip(first, 0, 1))
     assert unit.output_activation_ in ("sigmoid", "clip")  # bounded to [0, 1]
-    unit.partial_fit(X[100:400])
-    assert unit.output_activation_ in ("sigmoid", "clip")
+    with pytest.raises(ValueError, match=r"built for data in \[0, 1\]"):
+        unit.partial_fit(X[100:400])
+    assert unit.output_activation_ in ("sigmoid", "clip") and unit.n_iter_ == 1
 
 
 def test_partial_fit_ignores_early_stopping_and_schedule(digits):

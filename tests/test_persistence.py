@@ -58,6 +58,8 @@ def _assert_same_state(restored, original):
         elif isinstance(value, np.ndarray):
             np.testing.assert_array_equal(other, value)
             assert other.dtype == value.dtype
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(other, value), name
         elif isinstance(value, dict):
             for key, tensors in value.items():
                 assert all(torch.equal(a, b) for a, b in zip(other[key], tensors, strict=True))
