@@ -346,8 +346,8 @@ DEEP = dict(
     activation="relu",
     output_activation="sigmoid",
     loss="bce",
-    batch_size=128,
-    learning_rate_init=1e-3,
+    batch_size=256,
+    learning_rate_init=2e-3,
     learning_rate="cosine",
     random_state=0,
 )
@@ -376,7 +376,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller baselines")
     parser.add_argument("--deep", action="store_true", help="also train the deep preset")
-    parser.add_argument("--deep-epochs", type=int, default=8)
+    parser.add_argument("--deep-epochs", type=int, default=44)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
