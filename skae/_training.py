@@ -309,7 +309,13 @@ class _AutogradStep:
         self.dense = None if sp.issparse(X) else as_tensor(X)
         self.params = list(module.parameters())
         self.grads = _views(grad, self.params)
-        self.weights = [layer.weight for layer in module.linear_layers]
+        # The L2 penalty's gradient, alpha * W / n, is added to the weights'
+        # gradients directly: cheaper than differentiating the penalty.
+        weights = {id(layer.weight) for layer in module.linear_layers}
+        self.weights = [p for p in self.params if id(p) in weights]
+        self.weight_grads = [
+            g for p, g in zip(self.params, self.grads, strict=True) if id(p) in weights
+        ]
         self.loss = loss
         self.alpha = alpha
         self.noise = noise
@@ -332,12 +338,13 @@ class _AutogradStep:
             batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
         else:
             batch_loss = F.mse_loss(module.activate(logits), batch)
-        objective = batch_loss
-        if self.alpha:
-            penalty = sum(w.square().sum() for w in self.weights)
-            objective = batch_loss + 0.5 * self.alpha * penalty / batch.shape[0]
-        grads = torch.autograd.grad(objective, self.params)
+        grads = torch.autograd.grad(batch_loss, self.params)
         torch._foreach_copy_(self.grads, grads)
+        if self.alpha:
+            with torch.no_grad():
+                torch._foreach_add_(
+                    self.weight_grads, self.weights, alpha=self.alpha / batch.shape[0]
+                )
         return batch_loss.detach() * batch.numel()
 
 
