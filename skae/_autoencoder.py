@@ -27,7 +27,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae._network import ACTIVATIONS, Autoencoder, init_pca, init_random
 from skae._threads import torch_threads
-from skae._training import DivergenceError, as_tensor, iter_rows, reconstruction_error, train
+from skae._training import (
+    INFERENCE_ROWS,
+    DivergenceError,
+    as_tensor,
+    iter_rows,
+    reconstruction_error,
+    train,
+)
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -735,7 +742,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _encode(self, X):
         dtype = self.module_.encoder[0].weight.dtype
         codes = [
-            self.module_.encode(batch) for batch in iter_rows(X, 4096, device="cpu", dtype=dtype)
+            self.module_.encode(batch)
+            for batch in iter_rows(X, INFERENCE_ROWS, device="cpu", dtype=dtype)
         ]
         return torch.cat(codes).numpy().astype(X.dtype, copy=False)
 
@@ -823,8 +831,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return float(np.mean(self.score_samples(X)))
 
     def _work(self, X):
-        """Multiply-adds of a pass of X's first 4096 rows through the network."""
-        return min(X.shape[0], 4096) * _n_parameters(self.module_)
+        """Multiply-adds of one inference pass of X's rows through the network."""
+        return min(X.shape[0], INFERENCE_ROWS) * _n_parameters(self.module_)
 
     @property
     def _n_features_out(self):

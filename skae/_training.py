@@ -164,8 +164,13 @@ def iter_rows(X, batch_size, *, device, dtype=None, order=None):
         yield _take(X, dense, rows).to(device=device, dtype=dtype, non_blocking=True)
 
 
+# Rows per pass when encoding or scoring: bounds the memory of hidden
+# activations while keeping each matrix product large.
+INFERENCE_ROWS = 4096
+
+
 @torch.no_grad()
-def reconstruction_error(module, X, *, batch_size=4096, device="cpu"):
+def reconstruction_error(module, X, *, batch_size=INFERENCE_ROWS, device="cpu"):
     """Mean squared reconstruction error of each row of X, as a float64 array.
 
     The error is computed in the module's normalised space, where it cannot
