@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae._network import ACTIVATIONS, Autoencoder, init_pca, init_random
-from skae._threads import torch_threads
+from skae._threads import flush_denormal, torch_threads
 from skae._training import (
     INFERENCE_ROWS,
     DivergenceError,
@@ -660,7 +660,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             max_iter = self.max_iter
         module.to(device)
         try:
-            with torch_threads(rows_per_batch * _n_parameters(module)):
+            with torch_threads(rows_per_batch * _n_parameters(module)), flush_denormal():
                 result = train(
                     module,
                     X_train,

@@ -139,3 +139,47 @@ def test_thread_setting_restored_when_fit_fails(digits, monkeypatch):
     with pytest.raises(ValueError, match="Training diverged"):
         ae.fit(X)
     assert torch.get_num_threads() == 2
+
+
+def _denormal_products():
+    """How many products of 1e-30 and 1e-9 come out nonzero (denormal).
+
+    The tensor is large enough for torch to split the product over its
+    threads.
+    """
+    return int((torch.full((1 << 20,), 1e-30) * 1e-9).count_nonzero())
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_flush_denormal_reaches_every_thread_and_restores():
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert _denormal_products() == 1 << 20
+    with skae._threads.flush_denormal():
+        assert _denormal_products() == 0
+    assert _denormal_products() == 1 << 20
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_fit_flushes_denormals_and_leaves_the_setting_as_found(digits, monkeypatch):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    X, _ = digits
+    seen = []
+    original = skae._autoencoder.train
+
+    def recording(*args, **kwargs):
+        seen.append(_denormal_products())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(skae._autoencoder, "train", recording)
+    ae = AutoencoderTransformer(encoding_dim=4, alpha=1e-2, **QUICK).fit(X)
+    assert seen == [0]
+    assert _denormal_products() == 1 << 20
+    # torch.set_flush_denormal sets the calling thread only.
+    torch.set_flush_denormal(True)
+    try:
+        ae.fit(X)
+        assert torch.tensor(1e-39).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
