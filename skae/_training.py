@@ -55,6 +55,8 @@ class Adam:
             self.exp_avg_sq = _concatenate(state["exp_avg_sq"], flat)
             self.steps = state["steps"][0].to(device=flat.device, dtype=torch.float32).clone()
         self._fused = hasattr(torch, "_fused_adam_") and flat.device.type in ("cpu", "cuda")
+        # The fused kernel's tensor lists, made once: a step is then one call.
+        self._lists = [self.flat], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps]
 
     def step(self, lr):
         """Update the parameters with their current gradients.
@@ -62,15 +64,10 @@ class Adam:
         ``flat`` does not require gradients (the parameters are views of it
         made outside autograd), so the in-place updates need no ``no_grad``.
         """
-        self.steps += 1
+        self.steps.add_(1)
         if self._fused:
             torch._fused_adam_(
-                [self.flat],
-                [self.grad],
-                [self.exp_avg],
-                [self.exp_avg_sq],
-                [],
-                [self.steps],
+                *self._lists,
                 lr=lr,
                 beta1=self.beta1,
                 beta2=self.beta2,
