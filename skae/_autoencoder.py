@@ -233,7 +233,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         least ``tol`` for ``n_iter_no_change`` consecutive epochs, training
         stops. With a linear output ``tol`` is relative to the data's mean
         variance (the network's normalised units), so that it does not
-        depend on the data's magnitude.
+        depend on the data's magnitude. Late in a long cosine schedule the
+        loss can improve by less than ``tol`` per epoch while the network
+        still gets better; ``tol=0`` runs the schedule to its end.
 
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` before training stops.
