@@ -662,7 +662,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             max_iter = self.max_iter
         module.to(device)
         try:
-            with torch_threads(rows_per_batch * _n_parameters(module)), flush_denormal():
+            work = rows_per_batch * _n_parameters(module)
+            with torch_threads(work) as spare_threads, flush_denormal():
                 result = train(
                     module,
                     X_train,
@@ -683,6 +684,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     optimizer_state=optimizer_state,
                     first_epoch=first_epoch,
                     verbose=self.verbose,
+                    gather_ahead=spare_threads > 0,
                 )
         except DivergenceError as error:
             raise ValueError(

@@ -75,17 +75,20 @@ def torch_threads(work=None):
         Multiply-adds per torch call in the block, e.g. batch size times the
         number of parameters. Below ``SMALL_WORK`` the block runs on one
         thread.
+
+    Yields
+    ------
+    spare : int
+        Threads the process may use beyond those torch runs in the block.
     """
     previous = torch.get_num_threads()
-    if work is not None and work < SMALL_WORK:
-        limit = 1
-    else:
-        limits = [_env_thread_limit(), _blas_thread_limit()]
-        limit = min((n for n in limits if n is not None), default=None)
-    if limit is not None and limit < previous:
+    limits = [previous, _env_thread_limit(), _blas_thread_limit()]
+    allowed = min(n for n in limits if n is not None)
+    limit = 1 if work is not None and work < SMALL_WORK else allowed
+    if limit < previous:
         torch.set_num_threads(limit)
     try:
-        yield
+        yield max(allowed - limit, 0)
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)

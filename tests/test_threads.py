@@ -183,3 +183,17 @@ def test_fit_flushes_denormals_and_leaves_the_setting_as_found(digits, monkeypat
         assert torch.tensor(1e-39).item() == 0.0
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_spare_threads_are_those_the_process_may_use_but_torch_does_not(monkeypatch):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    with torch_threads(SMALL_WORK - 1) as spare:
+        assert spare == 1
+    with torch_threads(SMALL_WORK) as spare:
+        assert spare == 0
+    # joblib's workers get one thread each: nothing to spare.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with torch_threads(SMALL_WORK - 1) as spare:
+        assert spare == 0

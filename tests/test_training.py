@@ -139,3 +139,28 @@ def test_train_lowers_the_loss_and_records_each_epoch(noise):
     assert result.n_epochs == len(result.loss_curve) == 5
     assert result.loss_curve[-1] < result.loss_curve[0]
     assert not any(p.requires_grad is False for p in module.parameters())
+
+
+@pytest.mark.parametrize("unit", [True, False])
+def test_gathering_rows_ahead_trains_the_same_network(unit):
+    # 53 rows at batch 10: six batches a pass, the last one short.
+    X = _data(53, unit=unit)
+    shift, scale = (None, 1.0) if unit else (torch.as_tensor(X.mean(axis=0)), 2.5)
+    results, weights = [], []
+    for gather_ahead in (False, True):
+        module = _module("clip" if unit else "identity", shift=shift, scale=scale)
+        results.append(
+            train(
+                module,
+                X,
+                batch_size=10,
+                max_iter=3,
+                tol=0,
+                generator=torch.Generator().manual_seed(0),
+                gather_ahead=gather_ahead,
+            )
+        )
+        weights.append([p.detach().clone() for p in module.parameters()])
+    assert results[0].loss_curve == results[1].loss_curve
+    for expected, got in zip(*weights, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
