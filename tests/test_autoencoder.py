@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skae import AutoencoderTransformer, _training
+from skae._autoencoder import _leading_eigenvectors
 
 
 def _principal_angles(A, B):
@@ -601,3 +602,19 @@ def test_cuda_fit_is_stored_on_cpu(digits):
     assert all(p.device.type == "cpu" for p in ae.module_.parameters())
     restored = pickle.loads(pickle.dumps(ae))
     np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_components", [1, 16, 64])
+def test_pca_start_has_the_axes_and_signs_pca_finds(digits, dtype, n_components):
+    X = digits[0].astype(dtype)
+    pca = PCA(n_components, svd_solver="covariance_eigh").fit(X)
+    mean, components = _leading_eigenvectors(X, n_components)
+    assert components.dtype == dtype
+    np.testing.assert_allclose(mean, pca.mean_, rtol=1e-6)
+    # Digits' last eigenvalues are zero (constant pixels): their axes are
+    # any basis of that space, so compare the subspace beyond the leading 50.
+    leading = min(n_components, 50)
+    atol = 1e-3 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(components[:leading], pca.components_[:leading], atol=atol)
+    np.testing.assert_allclose(components @ components.T, np.eye(n_components), atol=atol)
