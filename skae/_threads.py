@@ -129,7 +129,9 @@ def _omp_parallel():
     """
     try:
         parallel = ctypes.CDLL(None).GOMP_parallel
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):
+        # No OpenMP runtime with that entry point is loaded, or, on Windows,
+        # no handle to the process's own symbols.
         return None
     parallel.argtypes = [_PARALLEL_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
     parallel.restype = None
