@@ -432,12 +432,15 @@ class _LinearStep:
         from the other, on a core the process may use but torch does not.
         """
         buffers = self.x, self.x_next
-        future = executor.submit(self._rows, batches[0], buffers[0][: len(batches[0])])
+
+        def gather(i):
+            return executor.submit(self._rows, batches[i], buffers[i % 2][: len(batches[i])])
+
+        future = gather(0)
         for i, rows in enumerate(batches):
             self.gathered = future.result()
             if i + 1 < len(batches):
-                out = buffers[(i + 1) % 2][: len(batches[i + 1])]
-                future = executor.submit(self._rows, batches[i + 1], out)
+                future = gather(i + 1)
             yield rows
         self.gathered = None
 
