@@ -1,8 +1,30 @@
-"""Torch modules of the autoencoder: layer builders and initialisation."""
+"""Torch modules of the autoencoders, behind one contract.
+
+The training loop and the estimators use a network only through these
+members, never through its layer layout:
+
+- ``normalize(x)``: data to the space the layers work in;
+- ``forward(x)``: normalised input to the reconstruction's logits;
+- ``activate(logits)``: the output activation;
+- ``encode(x)`` and ``decode(codes)``: data to codes and back, in the data's
+  own units;
+- ``penalized_parameters()``: the weights the L2 penalty covers;
+- ``dtype``;
+- ``linear_path``: the encoder and decoder layers of the network's linear
+  part, which a PCA start sets, or None; ``is_linear``: whether the network
+  is that linear part alone;
+- ``init_random(generator)``;
+- ``spec``, ``to_arrays()`` and ``load_arrays(...)``: a description of plain
+  values and the weights as numpy arrays, from which :func:`build_network`
+  makes the same network again.
+
+Nothing here knows about scikit-learn.
+"""
 
 import itertools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,13 +38,17 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 
+OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "clip")
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 
 def _linear(n_in, n_out, *, dtype):
     """A ``nn.Linear`` whose storage is allocated but not initialised.
 
     Constructing ``nn.Linear`` normally draws its initial weights from the
     global torch generator; the weights are drawn later by
-    :func:`init_random` from a local generator instead.
+    :meth:`Autoencoder.init_random` from a local generator instead.
     """
     return nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype)
 
@@ -85,6 +111,8 @@ class Autoencoder(nn.Module):
         Divides the inputs after ``shift``.
     """
 
+    kind = "dense"
+
     def __init__(
         self,
         n_features,
@@ -98,7 +126,10 @@ class Autoencoder(nn.Module):
         scale=1.0,
     ):
         super().__init__()
-        widths = [n_features, *hidden_layer_sizes, encoding_dim]
+        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
+        self.activation = activation
+        self.code_activation = code_activation
+        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
         self.encoder = _stack(widths, activation, code_activation, dtype=dtype)
         self.decoder = _stack(widths[::-1], activation, "identity", dtype=dtype)
         self.output_activation = output_activation
@@ -106,6 +137,19 @@ class Autoencoder(nn.Module):
             shift = torch.zeros(n_features, dtype=dtype)
         self.register_buffer("shift", torch.as_tensor(shift, dtype=dtype))
         self.register_buffer("scale", torch.tensor(scale, dtype=dtype))
+
+    @property
+    def dtype(self):
+        """Dtype of the parameters."""
+        return self.scale.dtype
+
+    @property
+    def n_features(self):
+        return self.shift.shape[0]
+
+    @property
+    def encoding_dim(self):
+        return self.decoder[0].in_features
 
     def normalize(self, x):
         """Map data to the space the layers work in."""
@@ -138,105 +182,117 @@ class Autoencoder(nn.Module):
         """Reconstruct data from codes, output activation included."""
         return self.activate(self.decoder(codes)) * self.scale + self.shift
 
-    @property
-    def linear_layers(self):
+    def _linear_layers(self):
         """The ``nn.Linear`` layers, encoder first."""
         return [m for m in self.modules() if isinstance(m, nn.Linear)]
 
+    def penalized_parameters(self):
+        """The weights the L2 penalty covers: every layer's, biases excluded."""
+        return [layer.weight for layer in self._linear_layers()]
 
-def init_random(module, generator):
-    """Glorot-uniform weights and zero biases, drawn from ``generator``."""
-    with torch.no_grad():
-        for layer in module.linear_layers:
-            fan_out, fan_in = layer.weight.shape
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            layer.weight.uniform_(-bound, bound, generator=generator)
-            layer.bias.zero_()
+    @property
+    def linear_path(self):
+        """The encoder and decoder layers of a network without hidden layers."""
+        if self.hidden_layer_sizes:
+            return None
+        return self.encoder[0], self.decoder[0]
+
+    @property
+    def is_linear(self):
+        """Whether the network is one linear layer each way, nothing else."""
+        return len(self.encoder) == 1 and len(self.decoder) == 1
+
+    def init_random(self, generator):
+        """Glorot-uniform weights and zero biases, drawn from ``generator``."""
+        with torch.no_grad():
+            for layer in self._linear_layers():
+                fan_out, fan_in = layer.weight.shape
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.zero_()
+
+    @property
+    def spec(self):
+        """Plain values from which :func:`build_network` makes this network."""
+        return {
+            "kind": self.kind,
+            "n_features": int(self.n_features),
+            "encoding_dim": int(self.encoding_dim),
+            "hidden_layer_sizes": list(self.hidden_layer_sizes),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self.output_activation,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    @staticmethod
+    def coef_shapes(spec):
+        """Shapes of the ``coefs`` of :meth:`to_arrays` for a network of ``spec``."""
+        widths = [spec["n_features"], *spec["hidden_layer_sizes"], spec["encoding_dim"]]
+        encoder = list(itertools.pairwise(widths))
+        return encoder + [(n_out, n_in) for n_in, n_out in reversed(encoder)]
+
+    def to_arrays(self):
+        """The weights as numpy arrays, copied to CPU.
+
+        Returns
+        -------
+        coefs : list of ndarray
+            Weight matrices of shape (n_in, n_out), one per linear layer,
+            encoder first, as :class:`~sklearn.neural_network.MLPRegressor`
+            holds its ``coefs_``.
+
+        intercepts : list of ndarray
+            Bias vectors, in the same order.
+
+        shift : ndarray of shape (n_features,)
+
+        scale : float
+        """
+        layers = self._linear_layers()
+        coefs = [layer.weight.detach().cpu().T.numpy().copy() for layer in layers]
+        intercepts = [layer.bias.detach().cpu().numpy().copy() for layer in layers]
+        return coefs, intercepts, self.shift.cpu().numpy().copy(), float(self.scale)
+
+    @torch.no_grad()
+    def load_arrays(self, coefs, intercepts, shift, scale):
+        """Set the weights from arrays shaped as :meth:`to_arrays` returns them."""
+        layers = self._linear_layers()
+        if len(coefs) != len(layers) or len(intercepts) != len(layers):
+            raise ValueError(
+                f"The network has {len(layers)} layers, got {len(coefs)} weight "
+                f"matrices and {len(intercepts)} bias vectors."
+            )
+        for layer, coef, intercept in zip(layers, coefs, intercepts, strict=True):
+            _copy_into(layer.weight, np.asarray(coef).T, "weight")
+            _copy_into(layer.bias, intercept, "bias")
+        _copy_into(self.shift, shift, "shift")
+        self.scale.fill_(float(scale))
+        return self
 
 
-def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
-    """Refine a linear decoder followed by a sigmoid by Newton's method.
-
-    With the codes fixed, fitting the decoder to targets in [0, 1] under the
-    binary cross-entropy is one logistic regression per output feature, a
-    convex problem that a couple of Newton (IRLS) steps nearly solve.
-
-    Parameters
-    ----------
-    decoder : nn.Linear
-        The decoder layer, updated in place from its current weights.
-
-    codes : torch.Tensor of shape (n_samples, n_codes)
-        Codes of a sample of the training data.
-
-    targets : torch.Tensor of shape (n_samples, n_features)
-        The same sample, in [0, 1].
-
-    n_iter : int
-        Newton steps.
-
-    ridge : float
-        Added to the diagonal of each Hessian.
-    """
-    n_samples, n_codes = codes.shape
-    design = torch.cat([codes, codes.new_ones(n_samples, 1)], dim=1)
-    coef = torch.cat([decoder.weight.T, decoder.bias[None, :]])
-    outer = (design[:, :, None] * design[:, None, :]).reshape(n_samples, -1)
-    eye = ridge * torch.eye(n_codes + 1, dtype=codes.dtype)
-    for _ in range(n_iter):
-        probabilities = torch.sigmoid(design @ coef)
-        gradient = design.T @ (probabilities - targets)
-        weights = probabilities * (1 - probabilities)
-        hessians = (outer.T @ weights).T.reshape(-1, n_codes + 1, n_codes + 1) + eye
-        coef -= torch.linalg.solve(hessians, gradient.T.unsqueeze(-1)).squeeze(-1).T
-    decoder.weight.copy_(coef[:-1].T)
-    decoder.bias.copy_(coef[-1])
+def _copy_into(tensor, array, name):
+    array = np.asarray(array)
+    if tuple(array.shape) != tuple(tensor.shape):
+        raise ValueError(
+            f"A {name} of shape {tuple(array.shape)} does not fit the network's "
+            f"{tuple(tensor.shape)}."
+        )
+    tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)))
 
 
-def init_pca(module, components, mean, generator, sample=None):
-    """Start a one-layer linear-code autoencoder at a PCA solution.
+NETWORKS = {Autoencoder.kind: Autoencoder}
 
-    The encoder projects centred data on ``components``. With a linear (or
-    clipped) output the decoder maps codes back with the same components, so
-    that before any training the network reconstructs exactly as PCA does.
-    With a sigmoid output the decoder starts from the linearisation of the
-    sigmoid around the mean, then :func:`fit_logistic_decoder` fits it to
-    ``sample``: the start is then better than PCA, not only as good.
-    Code units beyond the number of components get small random encoder
-    weights and zero decoder weights.
 
-    Parameters
-    ----------
-    module : Autoencoder
-        A network without hidden layers.
-
-    components : torch.Tensor of shape (n_components, n_features)
-        Orthonormal principal axes.
-
-    mean : torch.Tensor of shape (n_features,)
-        Mean of the training data.
-
-    generator : torch.Generator
-        Source of the random weights of extra code units.
-
-    sample : torch.Tensor of shape (n_samples, n_features) or None
-        Training rows to fit a sigmoid output's decoder to.
-    """
-    encoder, decoder = module.linear_layers
-    n_components = components.shape[0]
-    init_random(module, generator)
-    with torch.no_grad():
-        encoder.weight[:n_components] = components
-        encoder.weight[n_components:] *= 1e-2
-        encoder.bias.copy_(-(encoder.weight @ mean))
-        decoder.weight.zero_()
-        decoder.weight[:, :n_components] = components.T
-        decoder.bias.copy_(mean)
-        if module.output_activation != "sigmoid":
-            return
-        # sigmoid(logit(m) + d) ~ m + m (1 - m) d near the mean m.
-        clipped = mean.clamp(0.01, 0.99)
-        decoder.weight /= (clipped * (1 - clipped)).clamp(min=0.1)[:, None]
-        decoder.bias.copy_(torch.logit(clipped))
-        if sample is not None and len(sample) > 1 and encoder.out_features <= 128:
-            fit_logistic_decoder(decoder, encoder(sample), sample)
+def build_network(spec):
+    """A network, its weights not yet set, from :attr:`Autoencoder.spec`."""
+    cls = NETWORKS[spec["kind"]]
+    return cls(
+        spec["n_features"],
+        spec["encoding_dim"],
+        spec["hidden_layer_sizes"],
+        spec["activation"],
+        spec["code_activation"],
+        spec["output_activation"],
+        dtype=DTYPES[spec["dtype"]],
+    )

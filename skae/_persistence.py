@@ -1,17 +1,15 @@
-"""Saving and loading fitted autoencoders without executing code from the file.
+"""Saving and loading fitted estimators without executing code from the file.
 
 A saved model is one zip archive holding ``metadata.json``, the estimator's
-parameters and plain fitted attributes as JSON, and ``tensors.pt``, the
-network's weights and the array attributes written by :func:`torch.save` and
-read back with ``torch.load(..., weights_only=True)``, which accepts tensors
-and containers of them and refuses anything else. The network is rebuilt
-from the parameters, never unpickled.
+class, parameters and plain fitted attributes as JSON, and one ``.npy``
+member for each array of its fitted state, read back with checks of their
+header, dtype and size before any allocation and without pickle. The
+network is rebuilt from its description, never unpickled.
 """
 
 import io
 import json
 import os
-import re
 import zipfile
 import zlib
 from numbers import Integral, Real
@@ -20,14 +18,18 @@ import numpy as np
 import torch
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._network import ACTIVATIONS, Autoencoder
+from skae._network import ACTIVATIONS, NETWORKS, OUTPUT_ACTIVATIONS
 
 FORMAT = "skae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _METADATA = "metadata.json"
-_TENSORS = "tensors.pt"
-# Fitted attributes end with an underscore; private state starts with one.
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z]\w*_|_[A-Za-z]\w*")
+_CLASSES = {cls.__name__: cls for cls in (AutoencoderTransformer,)}
+# Arrays of these dtypes are read; anything else (objects above all) is refused.
+_DTYPES = ("float32", "float64", "int64", "uint8", "bool")
+_MAX_METADATA_BYTES = 2**26
+_MAX_DEPTH = 6
+# Deflate compresses at most about 1032:1; a member claiming more is forged.
+_MAX_RATIO = 1100
 
 
 def _skae_version():
@@ -39,9 +41,7 @@ def _skae_version():
 
 def _is_plain(value):
     """Whether ``value`` is JSON made of None, bool, int, float, str and lists."""
-    if value is None or isinstance(value, (bool, str)):
-        return True
-    if isinstance(value, (Integral, Real)):
+    if value is None or isinstance(value, (bool, str, Integral, Real)):
         return True
     if isinstance(value, (list, tuple)):
         return all(_is_plain(item) for item in value)
@@ -61,48 +61,30 @@ def _to_plain(value):
     return value
 
 
-def _is_tensors(value):
-    """Whether ``value`` is a tensor or nested dicts and lists of tensors."""
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_tensors(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(_is_tensors(item) for item in value)
-    return False
+class _Writer:
+    """Encodes values as JSON entries, collecting their arrays as ``.npy`` members."""
 
+    def __init__(self):
+        self.members = {}
 
-def _build_network(spec):
-    return Autoencoder(
-        spec["n_features"],
-        spec["encoding_dim"],
-        spec["hidden_layer_sizes"],
-        spec["activation"],
-        spec["code_activation"],
-        spec["output_activation"],
-        dtype=getattr(torch, spec["dtype"]),
-    )
-
-
-def _network_spec(estimator, module):
-    """The arguments that rebuild ``module``, checked against it."""
-    spec = {
-        "n_features": int(estimator.n_features_in_),
-        "encoding_dim": int(estimator.n_components_),
-        "hidden_layer_sizes": [int(width) for width in estimator.hidden_layer_sizes],
-        "activation": estimator.activation,
-        "code_activation": estimator.code_activation,
-        "output_activation": module.output_activation,
-        "dtype": str(module.scale.dtype).removeprefix("torch."),
-    }
-    rebuilt = _build_network(spec)
-    if repr(rebuilt) != repr(module) or rebuilt.scale.dtype != module.scale.dtype:
-        raise ValueError(
-            "The fitted network does not match the estimator's parameters (were "
-            "hidden_layer_sizes, activation or code_activation changed after fit?). "
-            "Fit again before saving, or use pickle."
-        )
-    return spec
+    def encode(self, name, value):
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            if not all(isinstance(item, str) for item in value.ravel()):
+                raise ValueError(f"Cannot save {name}: an object array of non-strings.")
+            return {"strings": value.tolist()}
+        if isinstance(value, np.ndarray):
+            member = f"arrays/{len(self.members)}.npy"
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
+            self.members[member] = buffer.getvalue()
+            return {"array": member}
+        if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+            return {"dict": {key: self.encode(f"{name}[{key!r}]", v) for key, v in value.items()}}
+        if isinstance(value, (list, tuple)) and not _is_plain(value):
+            return {"list": [self.encode(f"{name}[{i}]", v) for i, v in enumerate(value)]}
+        if _is_plain(value):
+            return {"value": _to_plain(value)}
+        raise ValueError(f"Cannot save {name} of type {type(value).__name__}; use pickle.")
 
 
 def _encode_params(estimator):
@@ -124,47 +106,16 @@ def _encode_params(estimator):
     return params
 
 
-def _encode_attributes(estimator):
-    """Split the fitted state into JSON entries and tensors."""
-    attributes, tensors = {}, {}
-    for name, value in vars(estimator).items():
-        if name in estimator.get_params(deep=False):
-            continue
-        if isinstance(value, Autoencoder):
-            attributes[name] = {"kind": "network", "spec": _network_spec(estimator, value)}
-            tensors[name] = {k: v.detach().cpu() for k, v in value.state_dict().items()}
-        elif isinstance(value, torch.device):
-            attributes[name] = {"kind": "device", "value": str(value)}
-        elif isinstance(value, np.ndarray) and value.dtype == object:
-            if not all(isinstance(item, str) for item in value.ravel()):
-                raise ValueError(f"Cannot save attribute {name}: an object array of non-strings.")
-            attributes[name] = {"kind": "strings", "value": value.tolist()}
-        elif isinstance(value, np.ndarray):
-            attributes[name] = {"kind": "array"}
-            tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
-        elif _is_tensors(value):
-            attributes[name] = {"kind": "tensors"}
-            tensors[name] = value
-        elif _is_plain(value):
-            kind = "tuple" if isinstance(value, tuple) else "json"
-            attributes[name] = {"kind": kind, "value": _to_plain(value)}
-        else:
-            raise ValueError(
-                f"Cannot save attribute {name} of type {type(value).__name__}; "
-                "use pickle or joblib."
-            )
-    return attributes, tensors
-
-
 def save(estimator, file):
-    """Save an autoencoder to a file that :func:`load` reads without running code.
+    """Save a skae estimator to a file that :func:`load` reads without running code.
 
-    The file is a zip archive with the parameters and plain attributes in
-    ``metadata.json`` and the network's weights in ``tensors.pt``. Both the
-    fitted state and the optimizer's state are kept, so that a loaded
-    estimator transforms exactly as the saved one and can go on with
-    :meth:`~skae.AutoencoderTransformer.partial_fit`. An unfitted estimator
-    is saved with its parameters only.
+    The file is a zip archive with the class, the parameters and the plain
+    fitted attributes in ``metadata.json`` and each array of the fitted
+    state (the network's weights among them) in a ``.npy`` member. The
+    optimizer's state is kept too, so that a loaded estimator transforms
+    exactly as the saved one and can go on with ``partial_fit``. An
+    unfitted estimator is saved with its parameters only, and an output
+    container chosen with ``set_output`` is kept.
 
     Parameters
     ----------
@@ -193,74 +144,156 @@ def save(estimator, file):
     >>> bool((restored.transform(X) == ae.transform(X)).all())
     True
     """
-    if not isinstance(estimator, AutoencoderTransformer):
-        raise TypeError(f"save expects an AutoencoderTransformer, got {type(estimator).__name__}.")
-    attributes, tensors = _encode_attributes(estimator)
+    if type(estimator).__name__ not in _CLASSES or not isinstance(
+        estimator, _CLASSES[type(estimator).__name__]
+    ):
+        raise TypeError(
+            f"save expects one of skae's estimators ({', '.join(sorted(_CLASSES))}), got "
+            f"{type(estimator).__name__}. Save pipelines with skops.io or joblib."
+        )
+    writer = _Writer()
+    attributes = {
+        name: writer.encode(name, getattr(estimator, name))
+        for name in estimator._state_names
+        if name in vars(estimator)
+    }
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "skae_version": _skae_version(),
-        "torch_version": torch.__version__,
         "class": type(estimator).__name__,
         "params": _encode_params(estimator),
+        "output": getattr(estimator, "_sklearn_output_config", {}),
         "attributes": attributes,
     }
-    weights = io.BytesIO()
-    torch.save(tensors, weights)
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_METADATA, json.dumps(metadata, indent=1))
-        archive.writestr(_TENSORS, weights.getvalue())
+        for member, data in writer.members.items():
+            archive.writestr(member, data)
+
+
+# Loading
+
+
+class _Reader:
+    """Reads the members of an open archive, refusing anything unexpected."""
+
+    def __init__(self, archive, name):
+        self.archive = archive
+        self.name = name
+        self.infos = {info.filename: info for info in archive.infolist()}
+
+    def _info(self, member):
+        info = self.infos.get(member) if isinstance(member, str) else None
+        if info is None:
+            raise ValueError(f"{self.name} lacks the member {member!r} its metadata names.")
+        if info.file_size > _MAX_RATIO * info.compress_size + 2**20:
+            raise ValueError(f"{self.name}'s member {member!r} claims an impossible size.")
+        return info
+
+    def metadata(self):
+        if _METADATA not in self.infos:
+            raise ValueError(f"{self.name} is not a skae model file: it lacks {_METADATA}.")
+        info = self._info(_METADATA)
+        if info.file_size > _MAX_METADATA_BYTES:
+            raise ValueError(f"{self.name}'s metadata is too large for a skae model file.")
+        metadata = json.loads(self.archive.read(info))
+        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+            raise ValueError(
+                f"{self.name} is not a skae model file: its metadata has no skae format."
+            )
+        return metadata
+
+    def array(self, member):
+        info = self._info(member)
+        with self.archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"{member!r} has an unknown array format {version}.")
+            if dtype.name not in _DTYPES or fortran or dtype.byteorder not in "=|<":
+                raise ValueError(f"{member!r} holds an array of a kind skae never saves.")
+            n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if n_bytes != info.file_size - f.tell():
+                raise ValueError(f"{member!r} does not hold the array its header describes.")
+            data = f.read(n_bytes)
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+    def decode(self, entry, depth=0):
+        if not isinstance(entry, dict) or len(entry) != 1 or depth > _MAX_DEPTH:
+            raise ValueError(f"{self.name} has an attribute entry skae cannot read.")
+        ((kind, value),) = entry.items()
+        if kind == "value" and _is_plain(value):
+            return value
+        if kind == "strings" and isinstance(value, list):
+            if all(isinstance(item, str) for item in value):
+                return np.asarray(value, dtype=object)
+        if kind == "array":
+            return self.array(value)
+        if kind == "list" and isinstance(value, list):
+            return [self.decode(item, depth + 1) for item in value]
+        if kind == "dict" and isinstance(value, dict):
+            return {key: self.decode(item, depth + 1) for key, item in value.items()}
+        raise ValueError(f"{self.name} has an attribute entry of unknown kind {kind!r}.")
 
 
 def _read(file):
-    """The metadata and tensors of a saved file, or a ValueError."""
+    """The class, metadata and fitted attributes of a saved file, or a ValueError."""
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else "the file"
     try:
         with zipfile.ZipFile(file) as archive:
-            members = set(archive.namelist())
-            missing = {_METADATA, _TENSORS} - members
-            if not missing:
-                metadata = json.loads(archive.read(_METADATA))
-                weights = archive.read(_TENSORS)
+            reader = _Reader(archive, name)
+            metadata = reader.metadata()
+            if metadata.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"{name} has format version {metadata.get('format_version')!r}, but "
+                    f"this version of skae ({_skae_version()}) reads version "
+                    f"{FORMAT_VERSION}; it was written by skae "
+                    f"{metadata.get('skae_version')!r}."
+                )
+            cls = _CLASSES.get(metadata.get("class"))
+            if cls is None:
+                raise ValueError(
+                    f"{name} holds an unknown estimator class {metadata.get('class')!r}."
+                )
+            entries = metadata.get("attributes")
+            if not isinstance(entries, dict):
+                raise ValueError(f"{name}'s metadata has no attributes.")
+            unknown = sorted(set(entries) - set(cls._state_names))
+            if unknown:
+                raise ValueError(
+                    f"{name} sets attributes {cls.__name__} does not have: {unknown}."
+                )
+            attributes = {key: reader.decode(entry) for key, entry in entries.items()}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
-        # ValueError covers invalid JSON and UTF-8.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+        RecursionError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ) as e:
+        # NotImplementedError and RuntimeError: a zip member's header names a
+        # compression method or an encryption that skae never writes.
         raise ValueError(
             f"{name} is not a skae model file, or it is truncated or corrupted: {e}"
         ) from e
-    if missing:
-        raise ValueError(
-            f"{name} is not a skae model file: it lacks {', '.join(sorted(missing))}."
-        )
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{name} is not a skae model file: its metadata has no skae format.")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{name} has format version {metadata.get('format_version')!r}, but this "
-            f"version of skae ({_skae_version()}) reads version {FORMAT_VERSION}; it was "
-            f"written by skae {metadata.get('skae_version')!r}."
-        )
-    if metadata.get("class") != AutoencoderTransformer.__name__:
-        raise ValueError(f"{name} holds an unknown estimator class {metadata.get('class')!r}.")
-    try:
-        tensors = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(
-            f"The weights in {name} cannot be read safely; the file is corrupted or "
-            f"was not written by skae.save: {e}"
-        ) from e
-    if not isinstance(tensors, dict):
-        raise ValueError(f"The weights in {name} are not a dictionary of tensors.")
-    return metadata, tensors
+    return cls, metadata, attributes
 
 
-def _decode_params(metadata):
+def _decode_params(cls, metadata):
     params = metadata.get("params")
     if not isinstance(params, dict):
         raise ValueError("The file's metadata has no parameters.")
-    known = AutoencoderTransformer().get_params(deep=False)
-    unknown = sorted(set(params) - set(known))
+    unknown = sorted(set(params) - set(cls().get_params(deep=False)))
     if unknown:
         raise ValueError(
             f"The file sets unknown parameters {unknown}; it was written by skae "
@@ -272,62 +305,14 @@ def _decode_params(metadata):
     return params
 
 
-def _check_attribute_name(name):
-    if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name) or name.startswith("__"):
-        raise ValueError(f"The file sets an invalid attribute name {name!r}.")
-    if hasattr(AutoencoderTransformer, name):
-        raise ValueError(f"The file would overwrite {AutoencoderTransformer.__name__}.{name}.")
-
-
-def _check_spec(spec):
-    """Check a network description read from a file, field by field."""
-    if not isinstance(spec, dict):
-        raise ValueError("The file's network description is not a dictionary.")
-    fields = {
-        "n_features": lambda v: isinstance(v, int) and v >= 1,
-        "encoding_dim": lambda v: isinstance(v, int) and v >= 1,
-        "hidden_layer_sizes": lambda v: (
-            isinstance(v, list) and all(isinstance(w, int) and w >= 1 for w in v)
-        ),
-        "activation": lambda v: v in ACTIVATIONS,
-        "code_activation": lambda v: v in ACTIVATIONS,
-        "output_activation": lambda v: v in ("identity", "sigmoid", "clip"),
-        "dtype": lambda v: v in ("float32", "float64"),
-    }
-    for name, valid in fields.items():
-        if name not in spec or isinstance(spec[name], bool) or not valid(spec[name]):
-            raise ValueError(
-                f"The file's network has an invalid {name}: {spec.get(name, 'missing')!r}."
-            )
-    if set(spec) != set(fields):
-        raise ValueError(
-            f"The file's network has unknown fields {sorted(set(spec) - set(fields))}."
-        )
-
-
-def _rebuild_network(spec, state):
-    """The network described by ``spec``, holding the weights ``state``."""
-    _check_spec(spec)
-    if not isinstance(state, dict) or not _is_tensors(state):
-        raise ValueError("The file's network weights are not a dictionary of tensors.")
-    module = _build_network(spec)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"The file's network weights do not match its description: {e}") from e
-    if not all(torch.isfinite(t).all() for t in module.state_dict().values()):
-        raise ValueError("The file's network has non-finite weights.")
-    return module.eval()
-
-
 def load(file):
-    """Load an autoencoder saved by :func:`save`, without running code from the file.
+    """Load an estimator saved by :func:`save`, without running code from the file.
 
     The parameters are read from JSON and checked as ``fit`` checks them;
-    the weights are read with ``torch.load(..., weights_only=True)``, which
-    builds tensors only; the network is rebuilt from its description in the
-    file and checked against the weights. A file
-    that is truncated, corrupted, tampered with or written by an
+    the arrays are read from ``.npy`` members without pickle, each checked
+    for its dtype and size before it is allocated; the network is rebuilt
+    from its description in the file and checked against the weights. A
+    file that is truncated, corrupted, tampered with or written by an
     incompatible version raises a ValueError that says what is wrong.
 
     Parameters
@@ -339,8 +324,7 @@ def load(file):
     Returns
     -------
     estimator : AutoencoderTransformer
-        The estimator, fitted if it was fitted when saved, with its network
-        on CPU.
+        The estimator, fitted if it was fitted when saved.
 
     See Also
     --------
@@ -355,76 +339,108 @@ def load(file):
     >>> load(buffer)
     AutoencoderTransformer(encoding_dim=3)
     """
-    metadata, tensors = _read(file)
-    estimator = AutoencoderTransformer(**_decode_params(metadata))
+    cls, metadata, attributes = _read(file)
+    estimator = cls(**_decode_params(cls, metadata))
     estimator._validate_params()
-    attributes = metadata.get("attributes")
-    if not isinstance(attributes, dict):
-        raise ValueError("The file's metadata has no attributes.")
-    expected = {
-        name
-        for name, entry in attributes.items()
-        if isinstance(entry, dict) and entry.get("kind") in ("network", "array", "tensors")
-    }
-    unexpected = set(tensors) - expected
-    if unexpected:
-        raise ValueError(
-            f"The file holds tensors for {sorted(unexpected)}, which its metadata does not "
-            "list as arrays."
-        )
-    for name, entry in attributes.items():
-        setattr(estimator, name, _decode_attribute(name, entry, tensors))
-    _check_consistency(estimator, attributes)
+    output = metadata.get("output")
+    if not isinstance(output, dict) or not all(
+        key in ("transform", "fit_transform") and value in ("default", "pandas", "polars")
+        for key, value in output.items()
+    ):
+        raise ValueError(f"The file's output configuration {output!r} is not one skae writes.")
+    if output.get("transform"):
+        estimator.set_output(transform=output["transform"])
+    if attributes:
+        _check_state(estimator, attributes)
+        vars(estimator).update(attributes)
     return estimator
 
 
-def _decode_attribute(name, entry, tensors):
-    _check_attribute_name(name)
-    kind = entry.get("kind") if isinstance(entry, dict) else None
-    if kind in ("network", "array", "tensors"):
-        if name not in tensors:
-            raise ValueError(f"The file lacks the tensors of attribute {name!r}.")
-        value = tensors[name]
-        if kind == "network":
-            return _rebuild_network(entry.get("spec"), value)
-        if kind == "array":
-            if not isinstance(value, torch.Tensor):
-                raise ValueError(f"Attribute {name!r} is not a tensor.")
-            return value.numpy()
-        return value
-    value = entry.get("value") if isinstance(entry, dict) else None
-    if kind == "device" and isinstance(value, str):
-        try:
-            return torch.device(value)
-        except RuntimeError as e:
-            raise ValueError(f"Attribute {name!r} is not a device: {value!r}.") from e
-    if kind == "strings" and isinstance(value, list) and all(isinstance(s, str) for s in value):
-        return np.asarray(value, dtype=object)
-    if kind == "tuple" and isinstance(value, list) and _is_plain(value):
-        return tuple(value)
-    if kind == "json" and _is_plain(value):
-        return value
-    raise ValueError(f"Attribute {name!r} has an invalid entry of kind {kind!r}.")
+def _check_spec(spec):
+    """Check a network description read from a file, field by field."""
+    if not isinstance(spec, dict):
+        raise ValueError("The file's network description is not a dictionary.")
+    fields = {
+        "kind": lambda v: v in NETWORKS,
+        "n_features": lambda v: isinstance(v, int) and v >= 1,
+        "encoding_dim": lambda v: isinstance(v, int) and v >= 1,
+        "hidden_layer_sizes": lambda v: (
+            isinstance(v, list) and all(isinstance(w, int) and w >= 1 for w in v)
+        ),
+        "activation": lambda v: v in ACTIVATIONS,
+        "code_activation": lambda v: v in ACTIVATIONS,
+        "output_activation": lambda v: v in OUTPUT_ACTIVATIONS,
+        "dtype": lambda v: v in ("float32", "float64"),
+    }
+    for name, valid in fields.items():
+        if name not in spec or isinstance(spec[name], bool) or not valid(spec[name]):
+            raise ValueError(
+                f"The file's network has an invalid {name}: {spec.get(name, 'missing')!r}."
+            )
+    if set(spec) != set(fields):
+        raise ValueError(
+            f"The file's network has unknown fields {sorted(set(spec) - set(fields))}."
+        )
 
 
-def _check_consistency(estimator, attributes):
-    """Check that the fitted attributes describe the network they come with."""
-    networks = [name for name, entry in attributes.items() if entry["kind"] == "network"]
-    if not networks:
-        return
-    spec = attributes[networks[0]]["spec"]
-    if getattr(estimator, "n_features_in_", None) != spec["n_features"]:
-        raise ValueError(
-            f"The file's n_features_in_={getattr(estimator, 'n_features_in_', None)!r} "
-            f"does not match its network's {spec['n_features']} inputs."
-        )
-    if getattr(estimator, "n_components_", None) != spec["encoding_dim"]:
-        raise ValueError(
-            f"The file's n_components_={getattr(estimator, 'n_components_', None)!r} "
-            f"does not match its network's {spec['encoding_dim']} codes."
-        )
-    names = getattr(estimator, "feature_names_in_", None)
+def _check_state(estimator, attributes):
+    """Check that the fitted attributes read from a file describe one network.
+
+    The weights' shapes are compared with the description before the network
+    is built, so that a forged description cannot make it allocate more
+    than the file holds.
+    """
+    required = ("_network_spec", "coefs_", "intercepts_", "shift_", "scale_", "n_features_in_")
+    missing = [name for name in required if name not in attributes]
+    if missing:
+        raise ValueError(f"The file's fitted state lacks {missing}.")
+    spec = attributes["_network_spec"]
+    _check_spec(spec)
+    coefs, intercepts = attributes["coefs_"], attributes["intercepts_"]
+    arrays = [*coefs, *intercepts, attributes["shift_"]]
+    if not all(isinstance(a, np.ndarray) and a.dtype.name == spec["dtype"] for a in arrays):
+        raise ValueError(f"The file's network weights are not {spec['dtype']} arrays.")
+    if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(attributes["scale_"]):
+        raise ValueError("The file's network has non-finite weights.")
+    expected = NETWORKS[spec["kind"]].coef_shapes(spec)
+    if (
+        [a.shape for a in coefs] != expected
+        or [a.shape for a in intercepts] != [(n_out,) for _, n_out in expected]
+        or attributes["shift_"].shape != (spec["n_features"],)
+    ):
+        raise ValueError("The file's network weights do not match its description.")
+    _check_training_state(attributes, sum(a.size for a in arrays[:-1]))
+    for name, value in (
+        ("n_features_in_", spec["n_features"]),
+        ("n_components_", spec["encoding_dim"]),
+    ):
+        if attributes.get(name, value) != value:
+            raise ValueError(
+                f"The file's {name}={attributes.get(name)!r} does not match its network's {value}."
+            )
+    names = attributes.get("feature_names_in_")
     if names is not None and len(names) != spec["n_features"]:
         raise ValueError(
             f"The file has {len(names)} feature names for {spec['n_features']} features."
         )
+
+
+def _check_training_state(attributes, n_parameters):
+    """Check the optimizer's and the random stream's state, which training resumes."""
+    state = attributes.get("_optimizer_state")
+    if state is not None and not (
+        isinstance(state, dict)
+        and set(state) == {"exp_avg", "exp_avg_sq", "step"}
+        and all(
+            isinstance(state[key], np.ndarray) and state[key].shape == (n_parameters,)
+            for key in ("exp_avg", "exp_avg_sq")
+        )
+        and isinstance(state["step"], (int, float))
+    ):
+        raise ValueError("The file's optimizer state does not match its network.")
+    generator_state = attributes.get("_generator_state")
+    if generator_state is not None:
+        try:
+            torch.Generator().set_state(torch.from_numpy(generator_state))
+        except (TypeError, RuntimeError) as e:
+            raise ValueError(f"The file's random generator state is invalid: {e}") from e

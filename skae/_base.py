@@ -1,0 +1,485 @@
+"""The base of skae's estimators: shared parameters, the fit path, the fitted state.
+
+Every estimator of the family is an autoencoder trained the same way; they
+differ in what they return. :class:`BaseAutoencoder` holds what they share,
+as scikit-learn's ``BaseMultilayerPerceptron`` does for ``MLPRegressor`` and
+``MLPClassifier``: the parameter constraints, ``fit`` and ``partial_fit``
+along one path (validate, resolve the "auto" choices into fitted attributes,
+build the network, train, set the fitted attributes), reconstruction, and
+the fitted state, held as plain arrays from which the torch network is
+rebuilt when needed.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import validate_data
+
+from skae import _training
+from skae._batches import INFERENCE_ROWS, reconstruction_error
+from skae._choices import (
+    hidden_layer_sizes,
+    in_unit_interval,
+    make_generator,
+    resolve_device,
+    resolve_init,
+    resolve_output_activation,
+)
+from skae._network import ACTIVATIONS, Autoencoder, build_network
+from skae._pca_start import init_pca, location_scale, principal_axes
+from skae._threads import flush_denormal, torch_threads
+
+
+class BaseAutoencoder(BaseEstimator):
+    """Base class of skae's estimators. Do not use it directly.
+
+    Subclasses add the methods that give the autoencoder its job; the
+    parameters are documented on :class:`skae.AutoencoderTransformer`.
+    """
+
+    _parameter_constraints: dict = {
+        "encoding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "code_activation": [StrOptions(set(ACTIVATIONS))],
+        "output_activation": [StrOptions({"auto", "identity", "sigmoid", "clip"})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "init": [StrOptions({"auto", "pca", "random"})],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"constant", "cosine"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "noise": [StrOptions({"gaussian", "masking"}), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    # The fitted state, plain values and numpy arrays only: what persistence
+    # saves and what the network is rebuilt from.
+    _state_names = (
+        "n_features_in_",
+        "feature_names_in_",
+        "n_components_",
+        "coefs_",
+        "intercepts_",
+        "shift_",
+        "scale_",
+        "output_activation_",
+        "init_",
+        "batch_size_",
+        "max_iter_",
+        "device_",
+        "loss_curve_",
+        "best_loss_",
+        "validation_scores_",
+        "best_validation_score_",
+        "n_iter_",
+        "t_",
+        "_network_spec",
+        "_optimizer_state",
+        "_generator_state",
+    )
+
+    def __init__(
+        self,
+        encoding_dim=32,
+        *,
+        hidden_layer_sizes=(),
+        activation="relu",
+        code_activation="identity",
+        output_activation="auto",
+        loss="mse",
+        init="auto",
+        batch_size="auto",
+        max_iter="auto",
+        learning_rate_init=3e-3,
+        learning_rate="cosine",
+        alpha=0.0,
+        shuffle=True,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        noise=None,
+        noise_level=0.1,
+        warm_start=False,
+        random_state=None,
+        device="cpu",
+        verbose=False,
+    ):
+        self.encoding_dim = encoding_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.init = init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.noise = noise
+        self.noise_level = noise_level
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder to reconstruct X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse matrices are densified one mini-batch at a
+            time.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        first_call = not (self.warm_start and self.__sklearn_is_fitted__())
+        return self._validate_and_fit(X, first_call=first_call, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on X, building the network on the first call.
+
+        The choices that depend on the data ("auto" output activation, PCA
+        initialisation, "auto" batch size) are made from the first chunk
+        seen, and later chunks must fit them (data in [0, 1] for a clipped or
+        sigmoid output). ``early_stopping`` and the "cosine" schedule do not
+        apply: each call runs one epoch at ``learning_rate_init``. Shuffling
+        and corruption go on drawing from one random stream across calls.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            One chunk of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_call = not self.__sklearn_is_fitted__()
+        return self._validate_and_fit(X, first_call=first_call, incremental=True)
+
+    def _validate_and_fit(self, X, *, first_call, incremental):
+        """Validate X and fit; a call that fails leaves the estimator as it was."""
+        before = dict(self.__dict__)
+        try:
+            X = self._validate_input(X, reset=first_call)
+            return self._fit(X, first_call=first_call, incremental=incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coefs_")
+
+    def _validate_input(self, X, *, reset):
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=("csr", "csc"),
+            dtype=(np.float64, np.float32),
+            order="C",
+        )
+        return X.tocsr() if sp.issparse(X) else X
+
+    # The fit path
+
+    def _fit(self, X, *, first_call, incremental):
+        device = resolve_device(self.device, type(self).__name__)
+        generator = make_generator(self.random_state)
+        if first_call:
+            optimizer_state, t, first_epoch = None, 0, 1
+        else:
+            self._check_architecture()
+            X = X.astype(self.coefs_[0].dtype, copy=False)
+            optimizer_state, t, first_epoch = self._optimizer_state, self.t_, self.n_iter_ + 1
+            if incremental:
+                # Later chunks go on drawing from where the previous one stopped.
+                generator.set_state(torch.from_numpy(self._generator_state))
+        early_stopping = self.early_stopping and not incremental
+        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
+        if first_call:
+            output_activation = resolve_output_activation(
+                self.output_activation, self.loss, in_unit_interval(X_train)
+            )
+            init = resolve_init(self.init, self.hidden_layer_sizes, self.code_activation)
+            batch_size = min(200, X.shape[0]) if self.batch_size == "auto" else self.batch_size
+            module = self._build(X_train, output_activation, init, generator)
+        else:
+            output_activation, init, batch_size = (
+                self.output_activation_,
+                self.init_,
+                self.batch_size_,
+            )
+            self._check_range(X_train, output_activation)
+            module = self._rebuild_network()
+        options = self._training_options(X_train, batch_size, incremental)
+        module.to(device)
+        try:
+            work = options.batch_size * sum(p.numel() for p in module.parameters())
+            with torch_threads(work) as spare_threads, flush_denormal():
+                # Called through the module: tests replace _training.train here.
+                result = _training.train(
+                    module,
+                    X_train,
+                    options,
+                    X_val=X_val,
+                    generator=generator,
+                    device=device,
+                    optimizer_state=optimizer_state,
+                    first_epoch=first_epoch,
+                    gather_ahead=spare_threads > 0,
+                )
+        except _training.DivergenceError as error:
+            raise ValueError(
+                f"Training diverged: {error}. The estimator was left as it was "
+                "before this call. Try a smaller learning_rate_init (currently "
+                f"{self.learning_rate_init}) or scale the data, e.g. with "
+                "StandardScaler."
+            ) from None
+
+        module.to("cpu").eval()
+        self._set_network(module)
+        self._optimizer_state = result.optimizer_state
+        self.output_activation_ = output_activation
+        self.init_ = init
+        self.batch_size_ = batch_size
+        self.max_iter_ = options.max_iter
+        self.device_ = str(device)
+        self.n_components_ = module.encoding_dim
+        self._record_curves(result, first_call, early_stopping)
+        self.t_ = t + result.n_epochs * X_train.shape[0]
+        self._generator_state = generator.get_state().numpy()
+        if (
+            not incremental
+            and self.learning_rate == "constant"
+            and not result.stopped_early
+            and not result.interrupted
+            and result.n_epochs == options.max_iter
+        ):
+            warnings.warn(
+                f"Maximum iterations ({options.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _training_options(self, X_train, batch_size, incremental):
+        """The training parameters with their "auto" choices made for X_train."""
+        rows_per_batch = min(batch_size, X_train.shape[0])
+        if incremental:
+            max_iter = 1
+        elif self.max_iter == "auto":
+            n_batches = -(-X_train.shape[0] // rows_per_batch)
+            max_iter = min(max(-(-1000 // n_batches), 3), 50)
+        else:
+            max_iter = self.max_iter
+        return _training.TrainingOptions.from_params(
+            self.get_params(deep=False),
+            batch_size=rows_per_batch,
+            max_iter=max_iter,
+            learning_rate="constant" if incremental else self.learning_rate,
+        )
+
+    def _check_range(self, X, output_activation):
+        """Check that data for a network built for [0, 1] lies in [0, 1]."""
+        if (output_activation != "identity" or self.loss == "bce") and not in_unit_interval(X):
+            raise ValueError(
+                f"The network was built for data in [0, 1] (output_activation="
+                f"{output_activation!r}, loss={self.loss!r}), but X has values "
+                "outside [0, 1]."
+            )
+
+    def _check_architecture(self):
+        """Check that the parameters still describe the fitted network.
+
+        Training continues (``warm_start``, ``partial_fit``) from the fitted
+        network; parameters changed since would be silently ignored.
+        """
+        spec = self._network_spec
+        current = {
+            "encoding_dim": self.encoding_dim,
+            "hidden_layer_sizes": list(hidden_layer_sizes(self.hidden_layer_sizes)),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+        }
+        if self.output_activation != "auto":
+            current["output_activation"] = self.output_activation
+        for name, value in current.items():
+            if spec[name] != value:
+                raise ValueError(
+                    f"{name}={value!r} differs from the fitted network's "
+                    f"{spec[name]!r}; training cannot continue from it. Set "
+                    f"warm_start=False and call fit to train a new network, or set "
+                    f"{name}={spec[name]!r}."
+                )
+
+    def _build(self, X, output_activation, init, generator):
+        """A new network for X, initialised on CPU."""
+        hidden = hidden_layer_sizes(self.hidden_layer_sizes)
+        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+        shift, scale = location_scale(X) if output_activation == "identity" else (None, 1.0)
+        if not 1e-150 < scale < 1e150:
+            raise ValueError(
+                f"X's values deviate from their mean by about {scale:.1e}: squared "
+                "reconstruction errors of that size cannot be represented in float64. "
+                "Rescale X, e.g. with StandardScaler."
+            )
+        module = Autoencoder(
+            X.shape[1],
+            self.encoding_dim,
+            hidden,
+            self.activation,
+            self.code_activation,
+            output_activation,
+            dtype=dtype,
+            shift=shift,
+            scale=scale,
+        )
+        if init != "pca":
+            module.init_random(generator)
+            return module
+        # Huge or tiny values would overflow or underflow the covariance;
+        # such data is worth one scaled copy.
+        pca_scale = 1.0 if 1e-8 < scale < 1e8 else scale
+        X_pca = X if pca_scale == 1.0 else X / pca_scale
+        seed = (
+            self.random_state
+            if isinstance(self.random_state, Integral)
+            else generator.initial_seed() % 2**32
+        )
+        mean, components = principal_axes(X_pca, self.encoding_dim, seed)
+        if shift is not None:
+            mean = (mean * pca_scale - shift) / scale
+        init_pca(
+            module,
+            torch.as_tensor(components, dtype=dtype),
+            torch.as_tensor(mean, dtype=dtype),
+            generator,
+            sample=self._sample(X, generator) if output_activation == "sigmoid" else None,
+        )
+        return module
+
+    @staticmethod
+    def _sample(X, generator, size=2000):
+        """At most ``size`` random rows of X as a dense tensor."""
+        rows = torch.randperm(X.shape[0], generator=generator)[:size].sort().values.numpy()
+        sample = X[rows]
+        return torch.from_numpy(sample.toarray() if sp.issparse(sample) else sample)
+
+    def _split(self, X, generator):
+        """Training and validation parts of X for early stopping."""
+        n_samples = X.shape[0]
+        n_val = int(round(self.validation_fraction * n_samples))
+        if n_val < 1 or n_val >= n_samples:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} "
+                f"leaves {n_val} of {n_samples} samples for validation; both the "
+                "training and the validation part need at least 1 sample."
+            )
+        order = torch.randperm(n_samples, generator=generator).numpy()
+        return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
+
+    def _record_curves(self, result, first_call, early_stopping):
+        if first_call:
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if early_stopping else None
+        self.loss_curve_ = self.loss_curve_ + result.loss_curve
+        self.n_iter_ = len(self.loss_curve_)
+        if early_stopping:
+            self.validation_scores_ = (self.validation_scores_ or []) + result.validation_scores
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            # An interrupt in the first epoch leaves the curve empty.
+            self.best_loss_ = min(self.loss_curve_, default=None)
+
+    # The fitted network, held as plain arrays
+
+    def _set_network(self, module):
+        """Keep ``module``'s description and weights as the fitted state."""
+        self._network_spec = module.spec
+        self.coefs_, self.intercepts_, self.shift_, self.scale_ = module.to_arrays()
+        self._module = module
+
+    def _rebuild_network(self):
+        """A new network holding the fitted weights."""
+        module = build_network(self._network_spec)
+        return module.load_arrays(self.coefs_, self.intercepts_, self.shift_, self.scale_)
+
+    @property
+    def module_(self):
+        """The fitted network, on CPU, rebuilt from the fitted arrays when needed."""
+        if not self.__sklearn_is_fitted__():
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet.")
+        module = self.__dict__.get("_module")
+        if module is None:
+            module = self._module = self._rebuild_network().eval()
+        return module
+
+    @property
+    def components_(self):
+        """Decoder weights of the linear path, one row per code unit, or None."""
+        path = self.module_.linear_path
+        return None if path is None else path[1].weight.detach().T.numpy().copy()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # The network is rebuilt from the arrays: a pickle holds no torch object.
+        state.pop("_module", None)
+        return state
+
+    def _reconstruction_error(self, X):
+        """Mean squared reconstruction error of each row of a validated X."""
+        with torch_threads(self._work(X)):
+            return reconstruction_error(self.module_, X)
+
+    def _work(self, X):
+        """Multiply-adds of one inference pass of X's rows through the network."""
+        n_parameters = sum(
+            c.size + i.size for c, i in zip(self.coefs_, self.intercepts_, strict=True)
+        )
+        return min(X.shape[0], INFERENCE_ROWS) * n_parameters

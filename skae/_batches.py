@@ -1,0 +1,117 @@
+"""Rows to tensors, and inference passes bounded by bytes.
+
+Dense arrays become zero-copy tensor views; sparse matrices are densified a
+batch of rows at a time, never whole.
+"""
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+# Rows per pass when encoding or scoring: at most INFERENCE_ROWS, keeping
+# each matrix product large, and few enough that the widest dense activation
+# of a pass stays within INFERENCE_BYTES, however wide the data.
+INFERENCE_ROWS = 4096
+INFERENCE_BYTES = 2**25
+
+
+def as_tensor(X):
+    """A zero-copy CPU tensor view of a dense array, read-only arrays included.
+
+    The tensor is only ever read, so the warning torch gives for read-only
+    arrays does not apply.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(X)
+
+
+def take(X, dense, rows):
+    """Rows of X as a CPU tensor: a view for a slice of a dense X, else a copy.
+
+    ``dense`` is X as a tensor, or None when X is a sparse matrix, which is
+    then densified for these rows only.
+    """
+    if dense is None:
+        return torch.from_numpy(X[rows if isinstance(rows, slice) else rows.numpy()].toarray())
+    if isinstance(rows, slice):
+        return dense[rows]
+    return dense.index_select(0, rows)
+
+
+def batches(n_samples, batch_size, order=None):
+    """Row selections of consecutive mini-batches: slices, or pieces of ``order``."""
+    if order is not None:
+        return order.split(batch_size)
+    return [slice(start, start + batch_size) for start in range(0, n_samples, batch_size)]
+
+
+def iter_rows(X, batch_size, *, device, dtype=None, order=None):
+    """Yield dense tensors of consecutive (or ``order``-ed) rows of X.
+
+    Parameters
+    ----------
+    X : ndarray or scipy CSR matrix of shape (n_samples, n_features)
+        Sparse input is densified one batch at a time, never whole.
+
+    batch_size : int
+        Rows per batch; the last batch may be smaller.
+
+    device : torch.device
+        Where the batches go.
+
+    dtype : torch.dtype or None
+        Dtype of the batches; that of X when None.
+
+    order : torch.Tensor of int64 or None
+        Row indices to visit; all rows in order when None.
+    """
+    dense = None if sp.issparse(X) else as_tensor(X)
+    for rows in batches(X.shape[0], batch_size, order):
+        yield take(X, dense, rows).to(device=device, dtype=dtype, non_blocking=True)
+
+
+def inference_rows(width, dtype):
+    """Rows per inference pass when the widest dense row has ``width`` values."""
+    row_bytes = max(int(width), 1) * np.dtype(dtype).itemsize
+    return max(1, min(INFERENCE_ROWS, INFERENCE_BYTES // row_bytes))
+
+
+def _numpy_dtype(module):
+    return np.float32 if module.dtype == torch.float32 else np.float64
+
+
+def _widest(module, X):
+    return max(X.shape[1], *(p.shape[0] for p in module.penalized_parameters()))
+
+
+def inference_passes(module, X):
+    """Dense tensors of X's rows in the module's dtype, a bounded pass at a time."""
+    rows = inference_rows(_widest(module, X), _numpy_dtype(module))
+    return iter_rows(X, rows, device="cpu", dtype=module.dtype)
+
+
+@torch.no_grad()
+def encode(module, X):
+    """Codes of X's rows, in X's dtype."""
+    codes = [module.encode(batch) for batch in inference_passes(module, X)]
+    return torch.cat(codes).numpy().astype(X.dtype, copy=False)
+
+
+@torch.no_grad()
+def reconstruction_error(module, X, *, device="cpu"):
+    """Mean squared reconstruction error of each row of X, as a float64 array.
+
+    The error is computed in the module's normalised space, where it cannot
+    overflow, and scaled back in float64.
+    """
+    errors = []
+    rows = inference_rows(_widest(module, X), _numpy_dtype(module))
+    for batch in iter_rows(X, rows, device=device, dtype=module.dtype):
+        target = module.normalize(batch)
+        reconstruction = module.activate(module(target))
+        errors.append((reconstruction - target).square_().mean(dim=1).double().cpu())
+    scale = float(module.scale) ** 2
+    return torch.cat(errors).numpy() * scale

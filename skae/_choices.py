@@ -1,0 +1,122 @@
+"""The "auto" choices and checks that the fit path makes from parameters and data."""
+
+import re
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
+
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def resolve_device(device, owner):
+    """Turn the ``device`` parameter into an available ``torch.device``."""
+    if not isinstance(device, str) or not _DEVICE_PATTERN.fullmatch(device):
+        raise InvalidParameterError(
+            f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'mps', 'cuda' "
+            f"or 'cuda:<index>'. Got {device!r} instead."
+        )
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available; "
+                "use device='cpu' or device='auto'."
+            )
+        if (resolved.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are available."
+            )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but MPS is not available; "
+            "use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+def in_unit_interval(X):
+    """Whether every value of X (sparse or dense) lies in [0, 1]."""
+    if X.shape[0] == 0:
+        return True
+    return X.min() >= 0 and X.max() <= 1
+
+
+def make_generator(random_state):
+    """A CPU torch generator seeded from ``random_state``.
+
+    With ``random_state=None`` the seed comes from the operating system, so
+    that neither numpy's nor torch's global random state is consumed.
+    """
+    generator = torch.Generator()
+    if random_state is None:
+        generator.seed()
+    else:
+        rng = check_random_state(random_state)
+        generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+    return generator
+
+
+def hidden_layer_sizes(value):
+    """``hidden_layer_sizes`` as a tuple of ints, or a ValueError."""
+    hidden = list(value)
+    if not all(
+        isinstance(width, Integral) and not isinstance(width, bool) and width >= 1
+        for width in hidden
+    ):
+        raise ValueError(
+            f"hidden_layer_sizes must be a sequence of positive integers, got {value!r}."
+        )
+    return tuple(int(width) for width in hidden)
+
+
+def resolve_output_activation(output_activation, loss, in_unit_interval):
+    """The output activation to use, checked with the loss against the data's range."""
+    requested = output_activation
+    if output_activation == "auto":
+        if loss == "bce" and in_unit_interval:
+            output_activation = "sigmoid"
+        else:
+            output_activation = "clip" if in_unit_interval else "identity"
+    if output_activation in ("sigmoid", "clip") and not in_unit_interval:
+        raise ValueError(
+            f"output_activation={output_activation!r} produces values in [0, 1], "
+            "but the training data has values outside [0, 1]. Scale the data to "
+            "[0, 1] (e.g. with MinMaxScaler) or use output_activation='identity'."
+        )
+    if loss == "bce":
+        if not in_unit_interval:
+            raise ValueError(
+                "loss='bce' requires training data in [0, 1], but the data has "
+                "values outside [0, 1]. Scale the data to [0, 1] (e.g. with "
+                "MinMaxScaler) or use loss='mse'."
+            )
+        if output_activation != "sigmoid":
+            raise ValueError(
+                "loss='bce' requires output_activation='sigmoid' (or 'auto'), "
+                f"got output_activation={requested!r}."
+            )
+    return output_activation
+
+
+def resolve_init(init, hidden_layer_sizes, code_activation):
+    """The initialisation to use: "auto" is "pca" for a linear code."""
+    linear = len(hidden_layer_sizes) == 0 and code_activation == "identity"
+    if init == "auto":
+        init = "pca" if linear else "random"
+    if init == "pca" and len(hidden_layer_sizes) > 0:
+        raise ValueError(
+            "init='pca' needs a network without hidden layers; got "
+            f"hidden_layer_sizes={tuple(hidden_layer_sizes)}. Use "
+            "init='random' or init='auto'."
+        )
+    return init

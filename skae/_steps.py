@@ -1,0 +1,211 @@
+"""One mini-batch's loss and gradients: by autograd, or by formulas for a linear network.
+
+A step is called with a selection of rows; it writes the gradients of the
+objective (loss plus L2 penalty) to the flat gradient tensor and returns the
+batch's summed loss as a tensor. Steps use the network only through the
+contract of :mod:`skae._network`.
+"""
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from skae._batches import as_tensor, take
+from skae._optim import views
+
+
+def corrupt(batch, noise, noise_level, generator):
+    """Return a corrupted copy of ``batch`` for denoising training."""
+    if noise == "gaussian":
+        gaussian = torch.randn(
+            batch.shape, generator=generator, dtype=batch.dtype, device="cpu"
+        ).to(batch.device)
+        return batch + noise_level * gaussian
+    keep = torch.rand(batch.shape, generator=generator, device="cpu") >= noise_level
+    return batch * keep.to(batch.device)
+
+
+class AutogradStep:
+    """Loss and gradients of a mini-batch by automatic differentiation.
+
+    Works for any network, input corruption and device. Calling it with a
+    selection of rows writes the gradients of the objective (loss plus L2
+    penalty) to the flat gradient and returns the batch's summed loss.
+    """
+
+    def __init__(self, module, X, grad, *, options, generator, device):
+        self.module = module
+        self.X = X
+        self.dense = None if sp.issparse(X) else as_tensor(X)
+        self.params = list(module.parameters())
+        self.grads = views(grad, self.params)
+        # The L2 penalty's gradient, alpha * W / n, is added to the weights'
+        # gradients directly: cheaper than differentiating the penalty.
+        weights = {id(weight) for weight in module.penalized_parameters()}
+        self.weights = [p for p in self.params if id(p) in weights]
+        self.weight_grads = [
+            g for p, g in zip(self.params, self.grads, strict=True) if id(p) in weights
+        ]
+        self.loss = options.loss
+        self.alpha = options.alpha
+        self.noise = options.noise
+        self.noise_level = options.noise_level
+        self.generator = generator
+        self.device = device
+        self.normalized = _is_normalized(module)
+
+    def __call__(self, rows):
+        module = self.module
+        batch = take(self.X, self.dense, rows).to(self.device, non_blocking=True)
+        inputs = batch
+        if self.noise is not None:
+            inputs = corrupt(batch, self.noise, self.noise_level, self.generator)
+        if self.normalized:
+            batch = module.normalize(batch)
+            inputs = batch if self.noise is None else module.normalize(inputs)
+        logits = module(inputs)
+        if self.loss == "bce":
+            batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
+        else:
+            batch_loss = F.mse_loss(module.activate(logits), batch)
+        grads = torch.autograd.grad(batch_loss, self.params)
+        torch._foreach_copy_(self.grads, grads)
+        if self.alpha:
+            with torch.no_grad():
+                torch._foreach_add_(
+                    self.weight_grads, self.weights, alpha=self.alpha / batch.shape[0]
+                )
+        return batch_loss.detach() * batch.numel()
+
+
+class LinearStep:
+    """Loss and gradients of a one-layer linear autoencoder, worked out by hand.
+
+    For an encoder and a decoder that are single linear layers with a linear
+    code, a mean squared error on a clipped or linear output, or a binary
+    cross-entropy on a sigmoid output, the forward and backward passes are
+    five matrix products and a few element-wise operations. They are run
+    here into buffers allocated once, without building an autograd graph: a
+    step then costs little more than its arithmetic.
+    """
+
+    def __init__(self, module, X, grad, *, options, gather_ahead=False):
+        encoder, decoder = module.linear_path
+        self.X = as_tensor(X)
+        self.We, self.be = encoder.weight.detach(), encoder.bias.detach()
+        self.Wd, self.bd = decoder.weight.detach(), decoder.bias.detach()
+        self.gWe, self.gbe, self.gWd, self.gbd = views(grad, list(module.parameters()))
+        self.output = "sigmoid" if options.loss == "bce" else module.output_activation
+        self.alpha = options.alpha
+        batch_size = options.batch_size
+        self.normalized = _is_normalized(module)
+        self.shift = module.shift.detach()
+        self.scale = float(module.scale)
+        n_features, n_codes = self.Wd.shape
+        dtype = self.We.dtype
+        self.x = torch.empty(batch_size, n_features, dtype=dtype)
+        # With gather_ahead, the rows of the next batch are gathered into a
+        # second buffer while this one trains (see ``ahead``).
+        self.x_next = torch.empty_like(self.x) if gather_ahead else None
+        self.gathered = None
+        self.z = torch.empty(batch_size, n_codes, dtype=dtype)
+        self.dz = torch.empty(batch_size, n_codes, dtype=dtype)
+        self.a = torch.empty(batch_size, n_features, dtype=dtype)
+        self.r = torch.empty(batch_size, n_features, dtype=dtype)
+        self.ones = torch.ones(batch_size, dtype=dtype)
+        # Transposed views made once: making them costs microseconds per call.
+        self.WeT, self.WdT = self.We.T, self.Wd.T
+        self.full = self._buffers(batch_size)
+
+    def _buffers(self, n):
+        """The buffers for a batch of n rows, and views of them the step needs."""
+        x, z, dz, a, r = self.x[:n], self.z[:n], self.dz[:n], self.a[:n], self.r[:n]
+        return x, z, dz, a, r, a.T, dz.T, r.view(-1), self.ones[:n]
+
+    @staticmethod
+    def applies(module, X, loss, noise, device):
+        """Whether this step computes the same gradients as autograd would."""
+        combination = (loss, module.output_activation)
+        return (
+            module.is_linear
+            and combination in {("mse", "clip"), ("mse", "identity"), ("bce", "sigmoid")}
+            and noise is None
+            and device.type == "cpu"
+            and not sp.issparse(X)
+        )
+
+    def _rows(self, rows, out):
+        """The selected rows of X, normalised, in ``out`` or as a view of X."""
+        if isinstance(rows, slice) and not self.normalized:
+            return self.X[rows]
+        if isinstance(rows, slice):
+            x = torch.sub(self.X[rows], self.shift, out=out)
+        else:
+            x = torch.index_select(self.X, 0, rows, out=out)
+            if self.normalized:
+                x.sub_(self.shift)
+        if self.normalized:
+            x.div_(self.scale)
+        return x
+
+    def ahead(self, batches, executor):
+        """Yield ``batches``, gathering each one's rows while the previous one trains.
+
+        The rows of a shuffled batch lie scattered over X, and copying them
+        together costs a tenth of a small network's step; ``executor``'s
+        thread does it for batch i + 1 into one buffer while batch i trains
+        from the other, on a core the process may use but torch does not.
+        """
+        buffers = self.x, self.x_next
+
+        def gather(i):
+            return executor.submit(self._rows, batches[i], buffers[i % 2][: len(batches[i])])
+
+        future = gather(0)
+        for i, rows in enumerate(batches):
+            self.gathered = future.result()
+            if i + 1 < len(batches):
+                future = gather(i + 1)
+            yield rows
+        self.gathered = None
+
+    def __call__(self, rows):
+        x = self.gathered
+        if x is not None:
+            n = x.shape[0]
+        elif isinstance(rows, slice):
+            n = len(range(*rows.indices(self.X.shape[0])))
+        else:
+            n = rows.shape[0]
+        buffers = self.full if n == self.x.shape[0] else self._buffers(n)
+        x_buffer, z, dz, a, r, aT, dzT, r_flat, ones = buffers
+        if x is None:
+            x = self._rows(rows, x_buffer)
+        torch.addmm(self.be, x, self.WeT, out=z)
+        torch.addmm(self.bd, z, self.WdT, out=a)
+        # The gradient of the summed loss with respect to the output's
+        # pre-activation overwrites a.
+        if self.output == "sigmoid":
+            batch_loss = F.binary_cross_entropy_with_logits(a, x, reduction="sum")
+            a.sigmoid_().sub_(x)
+            scale = 1.0 / x.numel()
+        else:
+            if self.output == "clip":
+                torch.clamp(a, 0.0, 1.0, out=r).sub_(x)
+                torch.ops.aten.hardtanh_backward.grad_input(r, a, 0.0, 1.0, grad_input=a)
+            else:
+                r_flat = a.sub_(x).view(-1)
+            batch_loss = torch.dot(r_flat, r_flat)
+            scale = 2.0 / x.numel()
+        decay = self.alpha / n
+        torch.addmm(self.Wd, aT, z, beta=decay, alpha=scale, out=self.gWd)
+        torch.addmv(self.bd, aT, ones, beta=0.0, alpha=scale, out=self.gbd)
+        torch.mm(a, self.Wd, out=dz)
+        torch.addmm(self.We, dzT, x, beta=decay, alpha=scale, out=self.gWe)
+        torch.addmv(self.be, dzT, ones, beta=0.0, alpha=scale, out=self.gbe)
+        return batch_loss
+
+
+def _is_normalized(module):
+    """Whether the module works on data shifted or scaled from the input's."""
+    return bool(module.scale != 1) or bool(module.shift.any())
