@@ -19,11 +19,12 @@ import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae import _training
 from skae._batches import INFERENCE_ROWS, reconstruction_error
 from skae._choices import (
+    check_noise,
     hidden_layer_sizes,
     in_unit_interval,
     make_generator,
@@ -222,9 +223,25 @@ class BaseAutoencoder(BaseEstimator):
         )
         return X.tocsr() if sp.issparse(X) else X
 
+    def _validate_for_inference(self, X):
+        """Validate X for a fitted estimator, warning of data its output cannot reach."""
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        if self.output_activation_ != "identity" and not in_unit_interval(X):
+            warnings.warn(
+                f"X has values outside [0, 1], but {type(self).__name__} was fitted on "
+                f"data in [0, 1] and its output ({self.output_activation_!r}) stays in "
+                "[0, 1]: its reconstructions and scores of such data are meaningless. "
+                "Scale X as the training data was scaled.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return X
+
     # The fit path
 
     def _fit(self, X, *, first_call, incremental):
+        check_noise(self.noise, self.noise_level)
         device = resolve_device(self.device, type(self).__name__)
         generator = make_generator(self.random_state)
         if first_call:
@@ -272,12 +289,11 @@ class BaseAutoencoder(BaseEstimator):
                 )
         except _training.DivergenceError as error:
             raise ValueError(
-                f"Training diverged: {error}. The estimator was left as it was "
-                "before this call. Try a smaller learning_rate_init (currently "
-                f"{self.learning_rate_init}) or scale the data, e.g. with "
-                "StandardScaler."
+                f"Training cannot start: {error}. The estimator was left as it was "
+                "before this call. Scale the data, e.g. with StandardScaler."
             ) from None
-
+        if result.diverged:
+            self._warn_diverged(result, first_epoch)
         module.to("cpu").eval()
         self._set_network(module)
         self._optimizer_state = result.optimizer_state
@@ -304,6 +320,23 @@ class BaseAutoencoder(BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    def _warn_diverged(self, result, first_epoch):
+        epoch, loss = result.diverged
+        if result.best_epoch == 0:
+            kept = "the weights it started from"
+        else:
+            kept = f"the weights after epoch {first_epoch - 1 + result.best_epoch}"
+        criterion = "validation score" if result.validation_scores is not None else "loss"
+        warnings.warn(
+            f"Training diverged in epoch {epoch}: the training loss reached {loss:.3g}, "
+            f"over {_training.DIVERGENCE_FACTOR:g} times that of the starting weights. "
+            f"Training stopped and kept {kept}, which had the best {criterion}. Try a "
+            f"smaller learning_rate_init (currently {self.learning_rate_init}) or scale "
+            "the data, e.g. with StandardScaler.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
     def _training_options(self, X_train, batch_size, incremental):
         """The training parameters with their "auto" choices made for X_train."""

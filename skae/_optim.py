@@ -73,6 +73,12 @@ class Adam:
         denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         self.flat.addcdiv_(self.exp_avg, denom, value=-lr / bias_correction1)
 
+    def load_state(self, state):
+        """Go back to a :meth:`state_dict` of this optimizer."""
+        self.exp_avg.copy_(_moment(state["exp_avg"], self.flat))
+        self.exp_avg_sq.copy_(_moment(state["exp_avg_sq"], self.flat))
+        self.steps.fill_(float(state["step"]))
+
     def state_dict(self):
         """The moment estimates, as flat numpy arrays, and the step count."""
         return {

@@ -11,11 +11,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
-from skae._batches import batches, reconstruction_error
+from skae._batches import batches, inference_rows, iter_rows, reconstruction_error
 from skae._optim import Adam, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep
+from skae._steps import AutogradStep, LinearStep, corrupt
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,9 @@ class TrainingResult:
         Negative mean squared reconstruction error on the validation set after
         each epoch; None without a validation set.
 
-    best_loss : float
-        The lowest training loss seen.
-
-    best_validation_score : float or None
-        The highest validation score seen.
+    best_epoch : int
+        Epochs run before the weights kept: 0 when the starting weights were
+        best.
 
     n_epochs : int
         Epochs run.
@@ -74,31 +74,89 @@ class TrainingResult:
     interrupted : bool
         Whether a KeyboardInterrupt ended the run.
 
+    diverged : tuple of (int, float) or None
+        The epoch and the per-element loss at which the loss grew far beyond
+        that of the starting weights, ending the run; None if it did not.
+
     optimizer_state : dict
-        The optimizer's state, on CPU, to continue training later.
+        The optimizer's state that goes with the weights kept, to continue
+        training later.
     """
 
     loss_curve: list = field(default_factory=list)
     validation_scores: list | None = None
-    best_loss: float = math.inf
-    best_validation_score: float | None = None
+    best_epoch: int = 0
     n_epochs: int = 0
     stopped_early: bool = False
     interrupted: bool = False
+    diverged: tuple | None = None
     optimizer_state: dict | None = None
 
 
 class DivergenceError(ArithmeticError):
-    """Training produced a non-finite loss."""
+    """The starting weights themselves give a non-finite loss."""
 
-    def __init__(self, loss, epoch):
+    def __init__(self, loss):
         self.loss = loss
+        super().__init__(f"the training loss of the starting weights is {loss}")
+
+
+# A loss this many times that of the starting weights, or of an output of
+# zeros, whichever is larger, ends training as diverged.
+DIVERGENCE_FACTOR = 100.0
+# Batches between two checks of the loss within an epoch.
+CHECK_EVERY = 8
+
+
+@torch.no_grad()
+def _start_losses(module, X, options, generator, device):
+    """Per-element training losses of the starting weights and of a zero output.
+
+    Both in the network's normalised units. With input corruption the inputs
+    are corrupted as in training, drawing from a copy of ``generator``, so
+    that the starting loss compares with the training loss and the
+    training's random stream is left as it is.
+    """
+    loss = options.loss
+    if options.noise is not None:
+        generator = torch.Generator().set_state(generator.get_state())
+    total, null = 0.0, 0.0
+    rows = inference_rows(X.shape[1], np.float32 if module.dtype == torch.float32 else np.float64)
+    for batch in iter_rows(X, rows, device=device, dtype=module.dtype):
+        target = module.normalize(batch)
+        inputs = target
+        if options.noise is not None:
+            inputs = module.normalize(
+                corrupt(batch, options.noise, options.noise_level, generator)
+            )
+        logits = module(inputs)
+        if loss == "bce":
+            total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
+            null += math.log(2.0) * target.numel()
+        else:
+            total += float((module.activate(logits) - target).square_().sum())
+            null += float(target.square().sum())
+    n_elements = max(X.shape[0] * X.shape[1], 1)
+    return total / n_elements, null / n_elements
+
+
+class _Best:
+    """The best weights and optimizer state so far, and how they scored."""
+
+    def __init__(self, module, optimizer, value):
+        self.module = module
+        self.optimizer = optimizer
+        self.keep(value, 0)
+
+    def keep(self, value, epoch):
+        self.value = value
         self.epoch = epoch
-        super().__init__(f"the training loss became {loss} at epoch {epoch}")
+        self.weights = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.optimizer_state = self.optimizer.state_dict()
 
-
-def _snapshot(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    def restore(self):
+        self.module.load_state_dict(self.weights)
+        self.optimizer.load_state(self.optimizer_state)
 
 
 def train(
@@ -115,16 +173,18 @@ def train(
 ):
     """Train ``module`` to reconstruct X with mini-batch Adam.
 
-    The module is trained in place on ``device``. Without a validation set,
-    training stops when the training loss has not improved by ``tol`` for
-    ``n_iter_no_change`` epochs and the module keeps its last weights; with
-    one, the criterion is the validation score and the module ends with the
-    weights of its best validation score. A KeyboardInterrupt ends training
-    with a warning and the best weights so far.
+    The module is trained in place on ``device``, and ends with the best
+    weights seen, the starting weights among them: those of the best
+    validation score when ``X_val`` is given, else of the lowest training
+    loss. Training stops when the criterion has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs; when the loss grows to ``DIVERGENCE_FACTOR``
+    times that of the starting weights (or of an output of zeros, if larger)
+    or becomes NaN, within an epoch; or on a KeyboardInterrupt, with a
+    warning. The loss of an epoch is the mean over its mini-batches.
 
-    A network whose encoder and decoder are single linear layers, trained on
-    CPU without corruption, gets its gradients from formulas worked out by
-    hand; any other, from autograd. Both give the same gradients.
+    A network that is its linear path alone, trained on CPU without
+    corruption, gets its gradients from formulas worked out by hand; any
+    other, from autograd. Both give the same gradients.
 
     Parameters
     ----------
@@ -134,14 +194,17 @@ def train(
     X : ndarray or scipy CSR matrix of shape (n_samples, n_features)
         Training data in the module's dtype.
 
-    X_val : ndarray, scipy CSR matrix or None
-        Validation data for early stopping.
+    options : TrainingOptions
+        How to train.
 
     generator : torch.Generator
         CPU generator for shuffling and input corruption.
 
-    options : TrainingOptions
-        How to train.
+    device : torch.device
+        Where to train.
+
+    X_val : ndarray, scipy CSR matrix or None
+        Validation data for early stopping.
 
     optimizer_state : dict or None
         State of an earlier :class:`~skae._optim.Adam` on this module, to
@@ -162,8 +225,7 @@ def train(
     Raises
     ------
     DivergenceError
-        If the loss becomes NaN or infinite. The module is reset to the best
-        weights seen, or to its initial weights, before raising.
+        If the starting weights give a non-finite loss.
     """
     device = torch.device(device)
     params = list(module.parameters())
@@ -173,6 +235,12 @@ def train(
     total_steps = max(max_iter * n_batches, 1)
     result = TrainingResult(validation_scores=None if X_val is None else [])
     loss_scale = float(module.scale) ** 2 if options.loss == "mse" else 1.0
+    module.eval()
+    start_loss, null_loss = _start_losses(module, X, options, generator, device)
+    if not math.isfinite(start_loss):
+        raise DivergenceError(start_loss)
+    limit = DIVERGENCE_FACTOR * max(start_loss, null_loss)
+    tol = options.tol * loss_scale
     with flat_parameters(params) as (flat, grad):
         optimizer = Adam(flat, grad, state=optimizer_state)
         linear = LinearStep.applies(module, X, options.loss, options.noise, device)
@@ -183,7 +251,10 @@ def train(
             batch_step = AutogradStep(
                 module, X, grad, options=options, generator=generator, device=device
             )
-        best_state = _snapshot(module)
+        if X_val is None:
+            best = _Best(module, optimizer, start_loss * loss_scale)
+        else:
+            best = _Best(module, optimizer, _validation_score(module, X_val, device))
         no_improvement = 0
         step = 0
         epoch = first_epoch
@@ -206,26 +277,38 @@ def train(
                         )
                     )
                     step += 1
+                    if len(batch_losses) % CHECK_EVERY == 0:
+                        recent = _per_element(batch_losses[-CHECK_EVERY:], batch_size, X)
+                        if not recent <= limit:
+                            result.diverged = (epoch, recent * loss_scale)
+                            break
+                if result.diverged:
+                    break
                 # One synchronisation per epoch: the batch losses stay tensors until here.
                 epoch_loss = torch.stack(batch_losses).double().sum().item()
                 epoch_loss /= n_samples * n_features
-                if not math.isfinite(epoch_loss):
-                    module.load_state_dict(best_state)
-                    raise DivergenceError(epoch_loss, epoch)
+                if not epoch_loss <= limit:
+                    result.diverged = (epoch, epoch_loss * loss_scale)
+                    break
                 epoch_loss *= loss_scale
                 result.loss_curve.append(epoch_loss)
                 result.n_epochs += 1
-                # tol applies to the loss in the network's normalised units.
-                improved, is_best = _record_progress(
-                    result, epoch_loss, module, X_val, options.tol * loss_scale, device
-                )
+                if X_val is None:
+                    value = epoch_loss
+                    improved = value <= best.value - tol
+                    is_best = value < best.value
+                else:
+                    value = _validation_score(module, X_val, device)
+                    result.validation_scores.append(value)
+                    improved = value >= best.value + tol
+                    is_best = value > best.value
                 if options.verbose:
                     message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"
                     if X_val is not None:
-                        message += f", validation score = {result.validation_scores[-1]:.8f}"
+                        message += f", validation score = {value:.8f}"
                     print(message, flush=True)
                 if is_best:
-                    best_state = _snapshot(module)
+                    best.keep(value, result.n_epochs)
                 no_improvement = 0 if improved else no_improvement + 1
                 if no_improvement > options.n_iter_no_change:
                     result.stopped_early = True
@@ -244,33 +327,28 @@ def train(
                 stacklevel=4,
             )
             result.interrupted = True
-            module.load_state_dict(best_state)
+            # The epochs after the best are dropped with their weights, so
+            # that the counters describe the weights kept.
+            del result.loss_curve[best.epoch :]
+            if result.validation_scores is not None:
+                del result.validation_scores[best.epoch :]
+            result.n_epochs = best.epoch
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
-        if X_val is not None and not result.interrupted:
-            module.load_state_dict(best_state)
+        best.restore()
         module.eval()
-        result.optimizer_state = optimizer.state_dict()
+        result.best_epoch = best.epoch
+        result.optimizer_state = best.optimizer_state
     return result
 
 
-def _record_progress(result, epoch_loss, module, X_val, tol, device):
-    """Update the best loss or validation score after an epoch.
+def _per_element(batch_losses, batch_size, X):
+    """Mean loss per element of the last few mini-batches' summed losses."""
+    total = torch.stack(batch_losses).double().sum().item()
+    return total / (len(batch_losses) * min(batch_size, X.shape[0]) * X.shape[1])
 
-    Returns whether the epoch improved on the best by at least ``tol``, and
-    whether it set a new best at all.
-    """
-    if X_val is None:
-        value, best = epoch_loss, result.best_loss
-        result.best_loss = min(best, value)
-        return value <= best - tol, value < best
-    result.best_loss = min(result.best_loss, epoch_loss)
-    score = -float(reconstruction_error(module, X_val, device=device).mean())
-    result.validation_scores.append(score)
-    best = result.best_validation_score
-    if best is None:
-        result.best_validation_score = score
-        return True, True
-    result.best_validation_score = max(best, score)
-    return score >= best + tol, score > best
+
+def _validation_score(module, X_val, device):
+    """Negative mean squared reconstruction error on the validation set."""
+    return -float(reconstruction_error(module, X_val, device=device).mean())
