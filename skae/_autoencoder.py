@@ -255,8 +255,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         X_new : ndarray of shape (n_samples, `n_components_`)
             The codes, in the dtype of X (float64 for other dtypes).
         """
-        check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X = self._validate_for_inference(X)
         with torch_threads(self._work(X)):
             return encode(self.module_, X)
 
@@ -300,8 +299,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         scores : ndarray of shape (n_samples,)
             Negative mean squared error over the features of each sample.
         """
-        check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X = self._validate_for_inference(X)
         return -self._reconstruction_error(X)
 
     def score(self, X, y=None):

@@ -120,3 +120,12 @@ def resolve_init(init, hidden_layer_sizes, code_activation):
             "init='random' or init='auto'."
         )
     return init
+
+
+def check_noise(noise, noise_level):
+    """Check that a masking rate is a fraction."""
+    if noise == "masking" and not 0 <= noise_level < 1:
+        raise ValueError(
+            f"noise_level={noise_level!r} is the fraction of inputs that noise='masking' "
+            "sets to zero, and must lie in [0, 1)."
+        )
