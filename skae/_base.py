@@ -32,7 +32,7 @@ from skae._choices import (
     resolve_init,
     resolve_output_activation,
 )
-from skae._network import ACTIVATIONS, Autoencoder, build_network
+from skae._network import ACTIVATIONS, Autoencoder, ResidualAutoencoder, build_network
 from skae._pca_start import init_pca, location_scale, principal_axes
 from skae._threads import flush_denormal, torch_threads
 
@@ -399,7 +399,9 @@ class BaseAutoencoder(BaseEstimator):
                 "reconstruction errors of that size cannot be represented in float64. "
                 "Rescale X, e.g. with StandardScaler."
             )
-        module = Autoencoder(
+        # A PCA start with hidden layers puts them beside the linear path.
+        network = ResidualAutoencoder if hidden and init == "pca" else Autoencoder
+        module = network(
             X.shape[1],
             self.encoding_dim,
             hidden,

@@ -109,15 +109,19 @@ def resolve_output_activation(output_activation, loss, in_unit_interval):
 
 
 def resolve_init(init, hidden_layer_sizes, code_activation):
-    """The initialisation to use: "auto" is "pca" for a linear code."""
-    linear = len(hidden_layer_sizes) == 0 and code_activation == "identity"
+    """The initialisation to use: "auto" is "pca" for a linear code.
+
+    With hidden layers, a PCA start makes them a correction beside the
+    linear path, which needs a linear code.
+    """
+    linear_code = code_activation == "identity"
     if init == "auto":
-        init = "pca" if linear else "random"
-    if init == "pca" and len(hidden_layer_sizes) > 0:
+        init = "pca" if linear_code else "random"
+    if init == "pca" and len(hidden_layer_sizes) > 0 and not linear_code:
         raise ValueError(
-            "init='pca' needs a network without hidden layers; got "
-            f"hidden_layer_sizes={tuple(hidden_layer_sizes)}. Use "
-            "init='random' or init='auto'."
+            "init='pca' with hidden layers needs code_activation='identity'; got "
+            f"code_activation={code_activation!r}. Use init='random' for the stacked "
+            "network of the tutorials."
         )
     return init
 

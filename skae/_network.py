@@ -281,13 +281,123 @@ def _copy_into(tensor, array, name):
     tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)))
 
 
-NETWORKS = {Autoencoder.kind: Autoencoder}
+def _branch(widths, activation, *, dtype):
+    """A perceptron through ``widths``, without an activation after its last layer."""
+    return _stack(widths, activation, "identity", dtype=dtype)
+
+
+class ResidualAutoencoder(Autoencoder):
+    """A linear autoencoder plus a nonlinear correction that starts at zero.
+
+    The code is a linear map of the (normalised) input plus a perceptron of
+    it, and the reconstruction a linear map of the code plus a perceptron
+    of it::
+
+        z = W_e x + b_e + g_e(x)
+        r = W_d z + b_d + g_d(z / code_scale)
+
+    ``g_e`` runs through ``hidden_layer_sizes`` and ``g_d`` mirrors it. The
+    last layer of each starts at zero (see :meth:`init_random`), so that the
+    network starts as its linear path: started at PCA's solution, it begins
+    where PCA ends. ``code_scale`` holds the spread of each code at the
+    start, so that the decoder's perceptron sees codes of unit scale.
+
+    The parameters are those of :class:`Autoencoder`; ``code_activation``
+    must be "identity".
+    """
+
+    kind = "residual"
+
+    def __init__(
+        self,
+        n_features,
+        encoding_dim,
+        hidden_layer_sizes,
+        activation,
+        code_activation,
+        output_activation,
+        dtype,
+        shift=None,
+        scale=1.0,
+    ):
+        nn.Module.__init__(self)
+        if code_activation != "identity":
+            raise ValueError("A residual autoencoder has a linear code.")
+        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
+        self.encoder = _linear(n_features, encoding_dim, dtype=dtype)
+        self.encoder_branch = _branch(widths, activation, dtype=dtype)
+        self.decoder = _linear(encoding_dim, n_features, dtype=dtype)
+        self.decoder_branch = _branch(widths[::-1], activation, dtype=dtype)
+        if shift is None:
+            shift = torch.zeros(n_features, dtype=dtype)
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=dtype))
+        self.register_buffer("scale", torch.tensor(scale, dtype=dtype))
+        self.register_buffer("code_scale", torch.ones(encoding_dim, dtype=dtype))
+
+    @property
+    def encoding_dim(self):
+        return self.decoder.in_features
+
+    def forward(self, x):
+        return self._decode_logits(self.encoder(x) + self.encoder_branch(x))
+
+    def _decode_logits(self, codes):
+        return self.decoder(codes) + self.decoder_branch(codes / self.code_scale)
+
+    def encode(self, x):
+        weight = self.encoder.weight / self.scale
+        linear = F.linear(x, weight, self.encoder.bias - weight @ self.shift)
+        return linear + self.encoder_branch(self.normalize(x))
+
+    def decode(self, codes):
+        return self.activate(self._decode_logits(codes)) * self.scale + self.shift
+
+    @property
+    def linear_path(self):
+        return self.encoder, self.decoder
+
+    @property
+    def is_linear(self):
+        return False
+
+    def init_random(self, generator):
+        """Random weights, the last layer of each perceptron at zero.
+
+        The linear path gets Glorot-uniform weights, the perceptrons' other
+        layers He-uniform ones, suited to the rectifiers they are built for.
+        """
+        super().init_random(generator)
+        with torch.no_grad():
+            for branch in (self.encoder_branch, self.decoder_branch):
+                layers = [m for m in branch if isinstance(m, nn.Linear)]
+                for layer in layers[:-1]:
+                    bound = math.sqrt(6.0 / layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                layers[-1].weight.zero_()
+
+    @staticmethod
+    def coef_shapes(spec):
+        widths = [spec["n_features"], *spec["hidden_layer_sizes"], spec["encoding_dim"]]
+        branch = list(itertools.pairwise(widths))
+        d, k = spec["n_features"], spec["encoding_dim"]
+        return [(d, k), *branch, (k, d), *[(n_out, n_in) for n_in, n_out in reversed(branch)]]
+
+    @property
+    def spec(self):
+        # The code scale is fixed at the start: it describes the network.
+        return {**super().spec, "code_scale": self.code_scale.cpu().tolist()}
+
+
+NETWORKS = {cls.kind: cls for cls in (Autoencoder, ResidualAutoencoder)}
 
 
 def build_network(spec):
     """A network, its weights not yet set, from :attr:`Autoencoder.spec`."""
-    cls = NETWORKS[spec["kind"]]
-    return cls(
+    module = NETWORKS[spec["kind"]](
         spec["n_features"],
         spec["encoding_dim"],
         spec["hidden_layer_sizes"],
@@ -296,3 +406,7 @@ def build_network(spec):
         spec["output_activation"],
         dtype=DTYPES[spec["dtype"]],
     )
+    if "code_scale" in spec:
+        with torch.no_grad():
+            _copy_into(module.code_scale, np.asarray(spec["code_scale"]), "code scale")
+    return module

@@ -9,6 +9,7 @@ network is rebuilt from its description, never unpickled.
 
 import io
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -372,6 +373,12 @@ def _check_spec(spec):
         "output_activation": lambda v: v in OUTPUT_ACTIVATIONS,
         "dtype": lambda v: v in ("float32", "float64"),
     }
+    if spec.get("kind") == "residual":
+        fields["code_scale"] = lambda v: (
+            isinstance(v, list)
+            and len(v) == spec.get("encoding_dim")
+            and all(isinstance(c, float) and math.isfinite(c) and c > 0 for c in v)
+        )
     for name, valid in fields.items():
         if name not in spec or isinstance(spec[name], bool) or not valid(spec[name]):
             raise ValueError(
