@@ -31,6 +31,7 @@ from skae._choices import (
     resolve_device,
     resolve_init,
     resolve_output_activation,
+    resolve_precision,
 )
 from skae._network import ACTIVATIONS, Autoencoder, ResidualAutoencoder, build_network
 from skae._pca_start import init_pca, location_scale, principal_axes
@@ -70,6 +71,7 @@ class BaseAutoencoder(BaseEstimator):
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "device": [str],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
         "verbose": ["verbose"],
     }
 
@@ -88,6 +90,7 @@ class BaseAutoencoder(BaseEstimator):
         "batch_size_",
         "max_iter_",
         "device_",
+        "precision_",
         "loss_curve_",
         "best_loss_",
         "validation_scores_",
@@ -124,6 +127,7 @@ class BaseAutoencoder(BaseEstimator):
         warm_start=False,
         random_state=None,
         device="cpu",
+        precision="auto",
         verbose=False,
     ):
         self.encoding_dim = encoding_dim
@@ -148,6 +152,7 @@ class BaseAutoencoder(BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
         self.device = device
+        self.precision = precision
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -270,7 +275,8 @@ class BaseAutoencoder(BaseEstimator):
             )
             self._check_range(X_train, output_activation)
             module = self._rebuild_network()
-        options = self._training_options(X_train, batch_size, incremental)
+        precision = resolve_precision(self.precision, device, module)
+        options = self._training_options(X_train, batch_size, incremental, precision)
         module.to(device)
         try:
             work = options.batch_size * sum(p.numel() for p in module.parameters())
@@ -302,6 +308,7 @@ class BaseAutoencoder(BaseEstimator):
         self.batch_size_ = batch_size
         self.max_iter_ = options.max_iter
         self.device_ = str(device)
+        self.precision_ = precision
         self.n_components_ = module.encoding_dim
         self._record_curves(result, first_call, early_stopping)
         self.t_ = t + result.n_epochs * X_train.shape[0]
@@ -338,7 +345,7 @@ class BaseAutoencoder(BaseEstimator):
             stacklevel=4,
         )
 
-    def _training_options(self, X_train, batch_size, incremental):
+    def _training_options(self, X_train, batch_size, incremental, precision):
         """The training parameters with their "auto" choices made for X_train."""
         rows_per_batch = min(batch_size, X_train.shape[0])
         if incremental:
@@ -353,6 +360,7 @@ class BaseAutoencoder(BaseEstimator):
             batch_size=rows_per_batch,
             max_iter=max_iter,
             learning_rate="constant" if incremental else self.learning_rate,
+            precision=precision,
         )
 
     def _check_range(self, X, output_activation):
@@ -372,7 +380,7 @@ class BaseAutoencoder(BaseEstimator):
         """
         spec = self._network_spec
         current = {
-            "encoding_dim": self.encoding_dim,
+            "encoding_dim": self._encoding_dim(None),
             "hidden_layer_sizes": list(hidden_layer_sizes(self.hidden_layer_sizes)),
             "activation": self.activation,
             "code_activation": self.code_activation,
@@ -388,9 +396,17 @@ class BaseAutoencoder(BaseEstimator):
                     f"{name}={spec[name]!r}."
                 )
 
+    def _encoding_dim(self, X):
+        """The code's width for training data X, or for the fitted network when None.
+
+        Subclasses whose ``encoding_dim`` may be "auto" resolve it here.
+        """
+        return self.encoding_dim
+
     def _build(self, X, output_activation, init, generator):
         """A new network for X, initialised on CPU."""
         hidden = hidden_layer_sizes(self.hidden_layer_sizes)
+        encoding_dim = self._encoding_dim(X)
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         shift, scale = location_scale(X) if output_activation == "identity" else (None, 1.0)
         if not 1e-150 < scale < 1e150:
@@ -403,7 +419,7 @@ class BaseAutoencoder(BaseEstimator):
         network = ResidualAutoencoder if hidden and init == "pca" else Autoencoder
         module = network(
             X.shape[1],
-            self.encoding_dim,
+            encoding_dim,
             hidden,
             self.activation,
             self.code_activation,
@@ -424,7 +440,7 @@ class BaseAutoencoder(BaseEstimator):
             if isinstance(self.random_state, Integral)
             else generator.initial_seed() % 2**32
         )
-        mean, components = principal_axes(X_pca, self.encoding_dim, seed)
+        mean, components = principal_axes(X_pca, encoding_dim, seed)
         if shift is not None:
             mean = (mean * pca_scale - shift) / scale
         init_pca(

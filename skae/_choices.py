@@ -1,6 +1,8 @@
 """The "auto" choices and checks that the fit path makes from parameters and data."""
 
+import functools
 import re
+import sys
 from numbers import Integral
 
 import numpy as np
@@ -133,3 +135,48 @@ def check_noise(noise, noise_level):
             f"noise_level={noise_level!r} is the fraction of inputs that noise='masking' "
             "sets to zero, and must lie in [0, 1)."
         )
+
+
+# Networks with fewer parameters than this train in float32 under
+# precision="auto": their products are too small for bfloat16 to gain.
+BFLOAT16_MIN_PARAMETERS = 2**20
+
+
+@functools.cache
+def cpu_has_bfloat16():
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision, device, module):
+    """The precision of the matrix products: "bfloat16" or the network's dtype.
+
+    "auto" is "bfloat16" for a float32 network of at least
+    ``BFLOAT16_MIN_PARAMETERS`` parameters on a CPU that multiplies bfloat16
+    natively or a CUDA device that supports it; otherwise the network's
+    own dtype.
+    """
+    own = str(module.dtype).removeprefix("torch.")
+    if precision == "bfloat16":
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"precision='bfloat16' is not supported on {device.type}.")
+        return "bfloat16"
+    if precision == "auto" and module.dtype == torch.float32:
+        large = sum(p.numel() for p in module.parameters()) >= BFLOAT16_MIN_PARAMETERS
+        if device.type == "cuda":
+            supported = torch.cuda.is_bf16_supported()
+        else:
+            supported = device.type == "cpu" and cpu_has_bfloat16()
+        if large and supported:
+            return "bfloat16"
+    return own

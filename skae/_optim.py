@@ -144,3 +144,48 @@ def views(flat, params):
     """Views of ``flat`` shaped as ``params``, one after the other."""
     pieces = flat.split([p.numel() for p in params])
     return [piece.view_as(p) for piece, p in zip(pieces, params, strict=True)]
+
+
+class ComputeCopy:
+    """The parameters the network computes with: ``flat`` itself, or a copy in ``dtype``.
+
+    Training in bfloat16 keeps ``flat`` in full precision for the optimizer
+    (the master weights) and points the parameters at one bfloat16 copy of
+    it, refreshed once per step with a single kernel, so that no matrix
+    product casts its weights again.
+    """
+
+    def __init__(self, params, flat, dtype):
+        self.params = params
+        self.flat = flat
+        self.copy = None if dtype == flat.dtype else flat.to(dtype)
+
+    def __enter__(self):
+        if self.copy is not None:
+            self._point_at(self.copy)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.copy is not None:
+            self._point_at(self.flat)
+
+    def _point_at(self, flat):
+        for p, view in zip(self.params, views(flat, self.params), strict=True):
+            p.data = view
+
+    def refresh(self):
+        """Copy the master weights into the computing copy."""
+        if self.copy is not None:
+            self.copy.copy_(self.flat)
+
+    @contextmanager
+    def master(self):
+        """Compute with the master weights for the block, as for a validation score."""
+        if self.copy is None:
+            yield
+            return
+        self._point_at(self.flat)
+        try:
+            yield
+        finally:
+            self._point_at(self.copy)

@@ -53,6 +53,10 @@ class AutogradStep:
         self.generator = generator
         self.device = device
         self.normalized = _is_normalized(module)
+        # In bfloat16 the parameters are a bfloat16 copy of the master
+        # weights; autocast runs the products in bfloat16 and the loss is
+        # taken in full precision.
+        self.autocast = options.precision == "bfloat16"
 
     def __call__(self, rows):
         module = self.module
@@ -63,7 +67,9 @@ class AutogradStep:
         if self.normalized:
             batch = module.normalize(batch)
             inputs = batch if self.noise is None else module.normalize(inputs)
-        logits = module(inputs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = module(inputs)
+        logits = logits.to(batch.dtype)
         if self.loss == "bce":
             batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
         else:
@@ -123,13 +129,14 @@ class LinearStep:
         return x, z, dz, a, r, a.T, dz.T, r.view(-1), self.ones[:n]
 
     @staticmethod
-    def applies(module, X, loss, noise, device):
+    def applies(module, X, options, device):
         """Whether this step computes the same gradients as autograd would."""
-        combination = (loss, module.output_activation)
+        combination = (options.loss, module.output_activation)
         return (
             module.is_linear
             and combination in {("mse", "clip"), ("mse", "identity"), ("bce", "sigmoid")}
-            and noise is None
+            and options.noise is None
+            and options.precision != "bfloat16"
             and device.type == "cpu"
             and not sp.issparse(X)
         )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from skae._batches import batches, inference_rows, iter_rows, reconstruction_error
-from skae._optim import Adam, flat_parameters, learning_rate_at
+from skae._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
 from skae._steps import AutogradStep, LinearStep, corrupt
 
 
@@ -41,6 +41,7 @@ class TrainingOptions:
     noise: str | None
     noise_level: float
     verbose: bool
+    precision: str
 
     @classmethod
     def from_params(cls, params, **resolved):
@@ -141,21 +142,21 @@ def _start_losses(module, X, options, generator, device):
 
 
 class _Best:
-    """The best weights and optimizer state so far, and how they scored."""
+    """The best master weights and optimizer state so far, and how they scored."""
 
-    def __init__(self, module, optimizer, value):
-        self.module = module
+    def __init__(self, flat, optimizer, value):
+        self.flat = flat
         self.optimizer = optimizer
         self.keep(value, 0)
 
     def keep(self, value, epoch):
         self.value = value
         self.epoch = epoch
-        self.weights = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.weights = self.flat.clone()
         self.optimizer_state = self.optimizer.state_dict()
 
     def restore(self):
-        self.module.load_state_dict(self.weights)
+        self.flat.copy_(self.weights)
         self.optimizer.load_state(self.optimizer_state)
 
 
@@ -241,9 +242,10 @@ def train(
         raise DivergenceError(start_loss)
     limit = DIVERGENCE_FACTOR * max(start_loss, null_loss)
     tol = options.tol * loss_scale
-    with flat_parameters(params) as (flat, grad):
+    compute_dtype = torch.bfloat16 if options.precision == "bfloat16" else module.dtype
+    with flat_parameters(params) as (flat, grad), ComputeCopy(params, flat, compute_dtype) as copy:
         optimizer = Adam(flat, grad, state=optimizer_state)
-        linear = LinearStep.applies(module, X, options.loss, options.noise, device)
+        linear = LinearStep.applies(module, X, options, device)
         gather_ahead = gather_ahead and linear and options.shuffle
         if linear:
             batch_step = LinearStep(module, X, grad, options=options, gather_ahead=gather_ahead)
@@ -252,9 +254,9 @@ def train(
                 module, X, grad, options=options, generator=generator, device=device
             )
         if X_val is None:
-            best = _Best(module, optimizer, start_loss * loss_scale)
+            best = _Best(flat, optimizer, start_loss * loss_scale)
         else:
-            best = _Best(module, optimizer, _validation_score(module, X_val, device))
+            best = _Best(flat, optimizer, _validation_score(module, X_val, device, copy))
         no_improvement = 0
         step = 0
         epoch = first_epoch
@@ -276,6 +278,7 @@ def train(
                             step / total_steps,
                         )
                     )
+                    copy.refresh()
                     step += 1
                     if len(batch_losses) % CHECK_EVERY == 0:
                         recent = _per_element(batch_losses[-CHECK_EVERY:], batch_size, X)
@@ -298,7 +301,7 @@ def train(
                     improved = value <= best.value - tol
                     is_best = value < best.value
                 else:
-                    value = _validation_score(module, X_val, device)
+                    value = _validation_score(module, X_val, device, copy)
                     result.validation_scores.append(value)
                     improved = value >= best.value + tol
                     is_best = value > best.value
@@ -337,6 +340,7 @@ def train(
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
         best.restore()
+        copy.refresh()
         module.eval()
         result.best_epoch = best.epoch
         result.optimizer_state = best.optimizer_state
@@ -349,6 +353,7 @@ def _per_element(batch_losses, batch_size, X):
     return total / (len(batch_losses) * min(batch_size, X.shape[0]) * X.shape[1])
 
 
-def _validation_score(module, X_val, device):
+def _validation_score(module, X_val, device, copy):
     """Negative mean squared reconstruction error on the validation set."""
-    return -float(reconstruction_error(module, X_val, device=device).mean())
+    with copy.master():
+        return -float(reconstruction_error(module, X_val, device=device).mean())
