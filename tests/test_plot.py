@@ -38,6 +38,16 @@ def fitted(digits):
     return pca, ae
 
 
+def _window_extents(figure, artists):
+    """The boxes of drawn artists, in the figure's pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return [artist.get_window_extent(renderer) for artist in artists]
+
+
 def _cell(mosaic, row, column, shape):
     height, width = shape
     top, left = row * (height + 1), column * (width + 1)
@@ -65,6 +75,21 @@ def test_reconstruction_display_holds_originals_and_both_reconstructions(digits,
     assert display.figure_ is display.ax_.figure
     # Gaps between images are blank.
     assert np.isnan(mosaic[8, :]).all() and np.isnan(mosaic[:, 8]).all()
+
+
+@pytest.mark.parametrize("n_reconstructions", [2, 12])
+def test_reconstruction_display_keeps_long_row_labels_inside_its_figure(
+    digits, fitted, n_reconstructions
+):
+    # Wide mosaics (few rows) and tall ones (many rows) alike.
+    X, _ = digits
+    pca, ae = fitted
+    estimators = [pca, ae] * (n_reconstructions // 2)
+    names = [f"a tutorial autoencoder {i}" for i in range(n_reconstructions)]
+    display = ReconstructionDisplay.from_estimator(estimators, X, n_images=10, name=names)
+    figure = display.figure_.bbox
+    for box in _window_extents(display.figure_, display.ax_.get_yticklabels()):
+        assert figure.x0 <= box.x0 and box.x1 <= figure.x1, (box, figure)
 
 
 def test_reconstruction_display_uses_given_axes_and_default_names(digits, fitted):
@@ -125,9 +150,45 @@ def test_loss_curve_display_draws_training_and_validation(fitted):
     assert display.validation_line_.get_color() == display.line_.get_color()
     legend = [text.get_text() for text in display.ax_.get_legend().get_texts()]
     assert legend == [
-        "AutoencoderTransformer (training loss)",
+        "AutoencoderTransformer (training MSE)",
         "AutoencoderTransformer (validation MSE)",
     ]
+    assert display.ax_.get_ylabel() == "Mean squared error"
+
+
+def test_loss_curve_display_is_in_the_data_units_its_label_names(digits):
+    # The axis says "Mean squared error" beside errors measured in the data's
+    # units: the loss curve must be in those units too, whatever the scale.
+    X, _ = digits
+    X = 1000.0 * X - 300.0
+    ae = AutoencoderTransformer(
+        encoding_dim=8, max_iter=5, early_stopping=True, random_state=0
+    ).fit(X)
+    mse = np.mean((ae.inverse_transform(ae.transform(X)) - X) ** 2)
+    display = LossCurveDisplay.from_estimator(ae)
+    assert display.ax_.get_ylabel() == "Mean squared error"
+    assert 0.5 < display.line_.get_ydata()[-1] / mse < 2
+    assert 0.5 < display.validation_line_.get_ydata()[-1] / mse < 2
+
+
+def test_loss_curve_display_names_a_cross_entropy_loss(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(
+        encoding_dim=4,
+        output_activation="sigmoid",
+        loss="bce",
+        max_iter=2,
+        early_stopping=True,
+        random_state=0,
+    ).fit(X)
+    display = LossCurveDisplay.from_estimator(ae, name="bce")
+    legend = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert legend == ["bce (training BCE)", "bce (validation MSE)"]
+    assert display.ax_.get_ylabel() == "Training BCE, validation MSE"
+    display = LossCurveDisplay([0.7, 0.6], loss="bce").plot()
+    assert display.ax_.get_ylabel() == "Binary cross-entropy"
+    with pytest.raises(ValueError, match="loss must be one of 'mse', 'bce'; got 'l1'"):
+        LossCurveDisplay([0.7, 0.6], loss="l1").plot()
 
 
 def test_loss_curve_display_several_on_one_axes(digits):
