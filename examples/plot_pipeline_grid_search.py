@@ -5,10 +5,12 @@ A drop-in for PCA in a pipeline and a grid search
 
 :class:`~skae.AutoencoderTransformer` follows the transformer API of
 :class:`~sklearn.decomposition.PCA`, so it takes PCA's place in a
-:class:`~sklearn.pipeline.Pipeline` without other change. Here both reduce
-digit images before a logistic regression, and
-:class:`~sklearn.model_selection.GridSearchCV` picks the code width of each:
-``n_components`` for PCA, ``encoding_dim`` for the autoencoder.
+:class:`~sklearn.pipeline.Pipeline`. Here both reduce digit images before a
+logistic regression, and :class:`~sklearn.model_selection.GridSearchCV`
+picks the code width of each. The width's parameter has another name,
+``n_components`` for PCA and ``encoding_dim`` for the autoencoder, so each
+pipeline gets its own grid; a single search over both reducers takes a list
+of grids, one per reducer (see the user guide).
 """
 
 # %%

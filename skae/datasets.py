@@ -1,7 +1,8 @@
 """Image data sets scaled to [0, 1], loaded offline.
 
-The autoencoder's sigmoid output and the tutorials it follows expect pixel
-intensities in [0, 1]; these loaders return them so, as float32.
+The autoencoder's default output, clipped to [0, 1] for data in that range,
+and the tutorials' sigmoid output expect pixel intensities in [0, 1]; these
+loaders return them so, as float32.
 """
 
 import gzip
