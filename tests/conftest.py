@@ -1,6 +1,55 @@
+"""Fixtures and helpers shared by skae's tests.
+
+Seams
+-----
+Tests that need to watch or change what happens inside a fit use two seams,
+and no other internal import path:
+
+- ``skae._training.train``, the training loop. The estimators call it
+  through the module (``_training.train(...)``), so replacing the module's
+  attribute, ``monkeypatch.setattr(skae._training, "train", wrapper)``,
+  reaches every fit, warm start and ``partial_fit``. The
+  :func:`watch_training` fixture does this.
+- ``skae._optim.Adam.step``, one optimizer step, which the loop calls once a
+  mini-batch. The :func:`interrupt_at` fixture patches it to raise
+  ``KeyboardInterrupt`` as Ctrl-C would.
+
+Import the constants and plain helpers below with ``from conftest import
+...``; the fixtures are found by pytest.
+"""
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+
+from skae import _optim, _training
+
+# Stops after a few epochs without reaching max_iter (no epoch improves the
+# loss by tol), so no ConvergenceWarning.
+QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
+
+# A network and learning rate with which training on digits diverges: the
+# loss becomes NaN or infinite within the first epoch; the fit stops with a
+# ConvergenceWarning matching DIVERGED and keeps its best weights.
+DIVERGING = dict(
+    encoding_dim=8,
+    hidden_layer_sizes=(32,),
+    output_activation="identity",
+    learning_rate_init=1e12,
+)
+DIVERGED = r"Training diverged in epoch \d+: the training loss reached (nan|inf)"
+
+
+def principal_angle_sines(A, B):
+    """Sines of the principal angles between the row spaces of A and B.
+
+    All zeros when the rows of A and B span the same subspace; the largest
+    measures how far apart the subspaces are.
+    """
+    qa = np.linalg.qr(np.asarray(A, dtype=np.float64).T)[0]
+    qb = np.linalg.qr(np.asarray(B, dtype=np.float64).T)[0]
+    cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return np.sqrt(np.clip(1 - cosines**2, 0, None))
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +72,49 @@ def low_rank():
     noise = 1e-2 * rng.normal(size=(600, 20))
     X = codes @ basis + 0.5 + noise
     return X, np.mean(noise**2)
+
+
+@pytest.fixture
+def watch_training(monkeypatch):
+    """Call ``hook(module, X, options, **kwargs)`` as each training run starts.
+
+    ``watch_training(hook)`` wraps the seam ``skae._training.train``; the
+    hook sees the arguments the estimator passes and runs in the thread and
+    settings of the training run. The wrapper is removed after the test.
+    """
+
+    def watch(hook):
+        train = _training.train
+
+        def watched(*args, **kwargs):
+            hook(*args, **kwargs)
+            return train(*args, **kwargs)
+
+        monkeypatch.setattr(_training, "train", watched)
+
+    return watch
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """Make the optimizer raise KeyboardInterrupt at its n-th step from now.
+
+    ``interrupt_at(n)`` patches the seam ``skae._optim.Adam.step``; steps
+    before the n-th run as usual, and the patch stays for the test, so a
+    later call is interrupted only if it reaches step n of the count.
+    """
+
+    def arm(n):
+        calls = []
+        step = _optim.Adam.step
+
+        def interrupted_step(self, lr):
+            calls.append(lr)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            step(self, lr)
+
+        monkeypatch.setattr(_optim.Adam, "step", interrupted_step)
+        return calls
+
+    return arm

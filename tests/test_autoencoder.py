@@ -17,17 +17,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skae import AutoencoderTransformer, _training
-from skae._autoencoder import _leading_eigenvectors
-
-
-def _principal_angles(A, B):
-    """Sines of the principal angles between the row spaces of A and B."""
-    qa = np.linalg.qr(A.T)[0]
-    qb = np.linalg.qr(B.T)[0]
-    cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
-    return np.sqrt(np.clip(1 - cosines**2, 0, None))
-
+from conftest import DIVERGED, DIVERGING, principal_angle_sines
+from skae import AutoencoderTransformer
+from skae._batches import inference_rows
+from skae._pca_start import _leading_eigenvectors
 
 # Shapes and the transformer contract
 
@@ -139,7 +132,7 @@ def test_low_rank_data_reconstructed_to_noise_level(low_rank):
     assert ae.output_activation_ == "identity"
     assert -ae.score(X) < 1.1 * noise_level
     pca = PCA(3).fit(X)
-    sines = _principal_angles(ae.components_, pca.components_)
+    sines = principal_angle_sines(ae.components_, pca.components_)
     assert sines.max() < 0.05
 
 
@@ -159,7 +152,7 @@ def test_linear_autoencoder_spans_pca_subspace(low_rank, init, bound):
     ae.fit(X)
     assert -ae.score(X) < bound * noise_level
     pca = PCA(3).fit(X)
-    assert _principal_angles(ae.components_, pca.components_).max() < 0.1
+    assert principal_angle_sines(ae.components_, pca.components_).max() < 0.1
 
 
 def test_loss_decreases(digits):
@@ -191,7 +184,7 @@ def test_clipped_pca_start_is_never_worse_than_pca(digits):
     ae = AutoencoderTransformer(encoding_dim=8, learning_rate_init=1e-12, max_iter=1)
     ae.fit(X)
     assert -ae.score(X) <= pca_error * (1 + 1e-4)
-    sines = _principal_angles(ae.components_, pca.components_)
+    sines = principal_angle_sines(ae.components_, pca.components_)
     assert sines.max() < 1e-3
 
 
@@ -227,7 +220,7 @@ def test_tutorial_configuration(digits):
     assert ae.init_ == "random" and ae.batch_size_ == 200
     layers = [type(m).__name__ for m in ae.module_.modules()][1:]
     assert layers == ["Sequential", "Linear", "ReLU", "Sequential", "Linear"]
-    assert ae.module_.encoder[0].weight.shape == (32, 64)
+    assert [coef.shape for coef in ae.coefs_] == [(64, 32), (32, 64)]
     reconstruction = ae.inverse_transform(ae.transform(X))
     assert reconstruction.min() >= 0 and reconstruction.max() <= 1
     assert ae.loss_curve_[-1] < 0.7 * ae.loss_curve_[0]
@@ -237,11 +230,26 @@ def test_tutorial_configuration(digits):
 
 def test_deeper_network_shapes(digits):
     X, _ = digits
+    ae = AutoencoderTransformer(
+        encoding_dim=4, hidden_layer_sizes=(32, 16), init="random", max_iter=2
+    )
+    ae.fit(X)
+    widths = [coef.shape for coef in ae.coefs_]
+    assert widths == [(64, 32), (32, 16), (16, 4), (4, 16), (16, 32), (32, 64)]
+    biases = [intercept.shape for intercept in ae.intercepts_]
+    assert biases == [(32,), (16,), (4,), (16,), (32,), (64,)]
+    assert ae.components_ is None and ae.init_ == "random"
+
+
+def test_hidden_layers_beside_a_pca_start(digits):
+    # A linear code with hidden layers: PCA's linear path, with perceptrons
+    # through the hidden layers beside it on each side.
+    X, _ = digits
     ae = AutoencoderTransformer(encoding_dim=4, hidden_layer_sizes=(32, 16), max_iter=2)
     ae.fit(X)
-    widths = [layer.weight.shape for layer in ae.module_.linear_layers]
-    assert widths == [(32, 64), (16, 32), (4, 16), (16, 4), (32, 16), (64, 32)]
-    assert ae.components_ is None and ae.init_ == "random"
+    assert ae.init_ == "pca" and ae.components_.shape == (4, 64)
+    widths = [coef.shape for coef in ae.coefs_]
+    assert widths == [(64, 4), (64, 32), (32, 16), (16, 4), (4, 64), (4, 16), (16, 32), (32, 64)]
 
 
 def test_overcomplete_code():
@@ -300,18 +308,9 @@ def test_warm_start_continues(digits):
     assert ae.module_ is not first
 
 
-def test_keyboard_interrupt_keeps_best_weights(digits, monkeypatch):
+def test_keyboard_interrupt_keeps_best_weights(digits, interrupt_at):
     X, _ = digits
-    calls = []
-    step = _training.Adam.step
-
-    def interrupted_step(self, lr):
-        calls.append(1)
-        if len(calls) == 3 * 9 + 4:  # in the fourth epoch of 9 batches
-            raise KeyboardInterrupt
-        step(self, lr)
-
-    monkeypatch.setattr(_training.Adam, "step", interrupted_step)
+    interrupt_at(3 * 9 + 4)  # in the fourth epoch of 9 batches
     ae = AutoencoderTransformer(encoding_dim=8, max_iter=50, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X)
@@ -320,13 +319,9 @@ def test_keyboard_interrupt_keeps_best_weights(digits, monkeypatch):
     np.testing.assert_allclose(-ae.score(X), ae.best_loss_, rtol=0.1)
 
 
-def test_interrupt_in_first_epoch_keeps_starting_weights(digits, monkeypatch):
+def test_interrupt_in_first_epoch_keeps_starting_weights(digits, interrupt_at):
     X, _ = digits
-
-    def interrupted_step(self, lr):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_training.Adam, "step", interrupted_step)
+    interrupt_at(1)
     ae = AutoencoderTransformer(encoding_dim=8, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X)
@@ -362,11 +357,11 @@ def test_later_chunks_must_fit_the_unit_interval(digits):
 def test_partial_fit_draws_on_across_calls(digits):
     X, _ = digits
     ae = AutoencoderTransformer(encoding_dim=4, random_state=0).partial_fit(X)
-    first = ae._generator_state.clone()
+    first = ae._generator_state.copy()
     ae.partial_fit(X)
-    assert not torch.equal(first, ae._generator_state)
+    assert not np.array_equal(first, ae._generator_state)
     again = AutoencoderTransformer(encoding_dim=4, random_state=0).partial_fit(X)
-    assert torch.equal(first, again._generator_state)
+    np.testing.assert_array_equal(first, again._generator_state)
 
 
 # Data types, sparse input, determinism, persistence
@@ -409,7 +404,12 @@ def test_sparse_input_trained_batch_by_batch(digits, fmt, monkeypatch):
     monkeypatch.setattr(sp.csr_matrix, "toarray", recording_toarray)
     ae = AutoencoderTransformer(encoding_dim=4, batch_size=50, max_iter=2, tol=1)
     ae.fit(X_sparse)
-    assert densified and max(densified) <= 50
+    # Each epoch densifies its mini-batches one at a time; any other pass
+    # over the data (the loss of the starting weights) densifies at most the
+    # rows of one inference pass.
+    batches = [n_rows for n_rows in densified if n_rows <= 50]
+    assert sum(batches) == ae.n_iter_ * 400 == 800
+    assert max(densified) <= inference_rows(64, np.float32)
     codes = ae.transform(X_sparse)
     dense_codes = ae.transform(X_sparse.toarray())
     np.testing.assert_allclose(codes, dense_codes, rtol=1e-5, atol=1e-6)
@@ -423,7 +423,7 @@ def test_sparse_and_dense_input_train_alike():
     dense = AutoencoderTransformer(**params).fit(X.toarray())
     sparse = AutoencoderTransformer(**params).fit(X)
     assert sparse.output_activation_ == "identity"
-    np.testing.assert_allclose(float(sparse.module_.scale), float(dense.module_.scale))
+    np.testing.assert_allclose(sparse.scale_, dense.scale_)
     np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), atol=1e-6)
 
 
@@ -561,27 +561,33 @@ def test_hidden_layer_sizes_must_be_positive_integers(sizes):
     assert not hasattr(ae, "n_features_in_")
 
 
-def test_pca_init_needs_no_hidden_layers():
+def test_pca_init_with_hidden_layers_needs_a_linear_code(digits, interrupt_at):
     X = np.random.RandomState(0).rand(30, 4)
-    with pytest.raises(ValueError, match="init='pca' needs a network without hidden layers"):
-        AutoencoderTransformer(init="pca", hidden_layer_sizes=(3,)).fit(X)
-
-
-def test_diverging_training_raises_and_leaves_estimator_unfitted(digits):
+    with pytest.raises(ValueError, match="init='pca' with hidden layers needs code_activation"):
+        AutoencoderTransformer(init="pca", hidden_layer_sizes=(3,), code_activation="relu").fit(X)
+    # With a linear code, training starts exactly where PCA ends (clipped to
+    # [0, 1], the output for digits).
     X, _ = digits
-    ae = AutoencoderTransformer(
-        encoding_dim=8,
-        hidden_layer_sizes=(32,),
-        activation="relu",
-        output_activation="identity",
-        learning_rate_init=1e12,
-        max_iter=5,
-    )
-    with pytest.raises(ValueError, match="Training diverged: .* smaller learning_rate_init"):
+    interrupt_at(1)
+    ae = AutoencoderTransformer(encoding_dim=8, init="pca", hidden_layer_sizes=(16,))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X)
-    assert not hasattr(ae, "module_")
-    with pytest.raises(NotFittedError):
-        ae.transform(X)
+    pca = PCA(8).fit(X)
+    expected = np.clip(pca.inverse_transform(pca.transform(X)), 0, 1)
+    np.testing.assert_allclose(ae.inverse_transform(ae.transform(X)), expected, atol=1e-4)
+
+
+def test_diverging_training_warns_and_keeps_the_starting_weights(digits, interrupt_at):
+    X, _ = digits
+    ae = AutoencoderTransformer(activation="relu", max_iter=5, random_state=0, **DIVERGING)
+    with pytest.warns(ConvergenceWarning, match=DIVERGED + ".* smaller learning_rate_init"):
+        ae.fit(X)
+    assert ae.n_iter_ == 0 and ae.loss_curve_ == [] and ae.t_ == 0
+    # The weights are those a fit stopped before its first step keeps.
+    interrupt_at(1)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        start = clone(ae).fit(X)
+    np.testing.assert_array_equal(ae.transform(X), start.transform(X))
 
 
 def test_unavailable_cuda_device_is_reported():
@@ -591,14 +597,14 @@ def test_unavailable_cuda_device_is_reported():
     with pytest.raises(ValueError, match="CUDA is not available"):
         AutoencoderTransformer(device="cuda").fit(X)
     ae = AutoencoderTransformer(encoding_dim=2, device="auto", max_iter=1, tol=1).fit(X)
-    assert ae.device_.type in ("cpu", "mps")
+    assert ae.device_ in ("cpu", "mps")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fit_is_stored_on_cpu(digits):
     X, _ = digits
     ae = AutoencoderTransformer(encoding_dim=8, device="cuda", max_iter=3, tol=1).fit(X)
-    assert ae.device_.type == "cuda"
+    assert ae.device_ == "cuda"
     assert all(p.device.type == "cpu" for p in ae.module_.parameters())
     restored = pickle.loads(pickle.dumps(ae))
     np.testing.assert_array_equal(restored.transform(X), ae.transform(X))

@@ -10,14 +10,12 @@ import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
 
+from conftest import QUICK
 from skae import AutoencoderTransformer
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 wrappers = pytest.importorskip("dask_ml.wrappers")
-
-# Stops after a few epochs without reaching max_iter, so no ConvergenceWarning.
-QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
 
 
 # On a busy machine the scheduler and nannies may take over a second to make
@@ -101,23 +99,24 @@ def test_workers_train_within_their_thread_limit(digits, client):
         # imported before the worker's limit of one (OMP_NUM_THREADS=1) was set.
         import os
 
-        import skae._autoencoder
         import skae._threads
+        import skae._training
 
         torch.set_num_threads(2)
-        train, small_work = skae._autoencoder.train, skae._threads.SMALL_WORK
+        train, small_work = skae._training.train, skae._threads.SMALL_WORK
         seen = []
 
         def counting_train(*args, **kwargs):
             seen.append(torch.get_num_threads())
             return train(*args, **kwargs)
 
+        # The seam of conftest.py, patched by hand: no monkeypatch in a worker.
         # Count the fit as large, so that only the limit can lower the threads.
-        skae._autoencoder.train, skae._threads.SMALL_WORK = counting_train, 0
+        skae._training.train, skae._threads.SMALL_WORK = counting_train, 0
         try:
             AutoencoderTransformer(encoding_dim=4, **QUICK).fit(X[:200])
         finally:
-            skae._autoencoder.train, skae._threads.SMALL_WORK = train, small_work
+            skae._training.train, skae._threads.SMALL_WORK = train, small_work
         return os.environ.get("OMP_NUM_THREADS"), seen, torch.get_num_threads()
 
     workers = list(client.scheduler_info()["workers"])

@@ -14,10 +14,8 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import QUICK
 from skae import AutoencoderTransformer, load, save
-
-# Stops after a few epochs without reaching max_iter, so no ConvergenceWarning.
-QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
 
 
 def _saved(estimator):
@@ -45,27 +43,35 @@ def _with_metadata(data, change):
     return _rewrite(data, **{"metadata.json": json.dumps(metadata)})
 
 
+def _assert_equal(value, expected, name):
+    if isinstance(expected, dict):
+        assert isinstance(value, dict) and value.keys() == expected.keys(), name
+        for key in expected:
+            _assert_equal(value[key], expected[key], f"{name}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert type(value) is type(expected) and len(value) == len(expected), name
+        for i, (a, b) in enumerate(zip(value, expected, strict=True)):
+            _assert_equal(a, b, f"{name}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        assert isinstance(value, np.ndarray) and value.dtype == expected.dtype, name
+        np.testing.assert_array_equal(value, expected, err_msg=name)
+    else:
+        assert value == expected, name
+        assert type(value) is type(expected), name
+
+
 def _assert_same_state(restored, original):
     assert restored.get_params() == original.get_params()
-    assert set(vars(restored)) == set(vars(original))
+    # The network is rebuilt from the fitted arrays; ``_module`` caches it.
+    assert set(vars(restored)) - {"_module"} == set(vars(original)) - {"_module"}
     for name, value in vars(original).items():
-        other = getattr(restored, name)
-        if isinstance(value, torch.nn.Module):
-            assert repr(other) == repr(value)
-            assert other.output_activation == value.output_activation
-            for key, tensor in value.state_dict().items():
-                assert torch.equal(other.state_dict()[key], tensor), key
-        elif isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(other, value)
-            assert other.dtype == value.dtype
-        elif isinstance(value, torch.Tensor):
-            assert torch.equal(other, value), name
-        elif isinstance(value, dict):
-            for key, tensors in value.items():
-                assert all(torch.equal(a, b) for a, b in zip(other[key], tensors, strict=True))
-        else:
-            assert other == value, name
-            assert type(other) is type(value), name
+        if name != "_module":
+            _assert_equal(getattr(restored, name), value, name)
+    if hasattr(original, "coefs_"):
+        module, other = original.module_, restored.module_
+        assert repr(other) == repr(module) and other.spec == module.spec
+        for key, tensor in module.state_dict().items():
+            assert torch.equal(other.state_dict()[key], tensor), key
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +141,25 @@ def test_random_state_instance_is_refused(digits):
         save(ae, io.BytesIO())
 
 
-def test_architecture_changed_after_fit_is_refused(fitted):
-    changed = pickle.loads(pickle.dumps(fitted))
-    changed.set_params(code_activation="tanh")
-    with pytest.raises(ValueError, match="does not match the estimator's parameters"):
-        save(changed, io.BytesIO())
+@pytest.mark.parametrize(
+    "change",
+    [{"encoding_dim": 3}, {"hidden_layer_sizes": (16,)}, {"code_activation": "tanh"}],
+)
+def test_architecture_changed_after_fit_is_saved_as_set(fitted, digits, change):
+    # The file keeps the parameters as set and the network as fitted;
+    # training cannot continue from it until the parameters match again.
+    X, _ = digits
+    changed = pickle.loads(pickle.dumps(fitted)).set_params(**change)
+    restored = load(io.BytesIO(_saved(changed)))
+    _assert_same_state(restored, changed)
+    np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
+    (name,) = change
+    with pytest.raises(ValueError, match=f"{name}=.* differs from the fitted network"):
+        restored.partial_fit(X)
 
 
-def test_only_autoencoders_are_saved():
-    with pytest.raises(TypeError, match="save expects an AutoencoderTransformer"):
+def test_only_skae_estimators_are_saved():
+    with pytest.raises(TypeError, match="save expects one of skae's estimators"):
         save({"not": "an estimator"}, io.BytesIO())
 
 
@@ -157,6 +173,12 @@ class _Payload:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
+def _npy(array, **kwargs):
+    buffer = io.BytesIO()
+    np.save(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
 def test_load_never_runs_code_from_the_file(fitted, tmp_path):
     marker = tmp_path / "pwned"
     assert not marker.exists()  # the payload does run when unpickled:
@@ -164,12 +186,19 @@ def test_load_never_runs_code_from_the_file(fitted, tmp_path):
     assert marker.exists()
     marker.unlink()
 
+    data = _saved(fitted)
     weights = io.BytesIO()
     torch.save({"module_": _Payload(marker)}, weights)
-    for tensors in (weights.getvalue(), pickle.dumps(_Payload(marker))):
-        tampered = _rewrite(_saved(fitted), **{"tensors.pt": tensors})
-        with pytest.raises(ValueError, match="cannot be read safely"):
-            load(io.BytesIO(tampered))
+    payloads = [
+        weights.getvalue(),
+        pickle.dumps(_Payload(marker)),
+        _npy(np.array([_Payload(marker)], dtype=object), allow_pickle=True),
+    ]
+    for payload in payloads:
+        # In place of an array the metadata names, and as a member it does not.
+        with pytest.raises(ValueError, match="magic string|array of a kind skae never saves"):
+            load(io.BytesIO(_rewrite(data, **{"arrays/0.npy": payload})))
+        load(io.BytesIO(_rewrite(data, **{"tensors.pt": payload})))
     with pytest.raises(ValueError, match="not a skae model file"):
         load(io.BytesIO(pickle.dumps(_Payload(marker))))
     buffer = io.BytesIO()
@@ -205,7 +234,16 @@ def test_missing_members_are_reported(fitted):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("metadata.json", "{}")
-    with pytest.raises(ValueError, match="it lacks tensors.pt"):
+    with pytest.raises(ValueError, match="not a skae model file: its metadata has no skae"):
+        load(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(io.BytesIO(_saved(fitted))) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    del contents["arrays/0.npy"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in contents.items():
+            archive.writestr(name, content)
+    with pytest.raises(ValueError, match="lacks the member 'arrays/0.npy'"):
         load(io.BytesIO(buffer.getvalue()))
 
 
@@ -219,6 +257,15 @@ def _set(path, value):
     return change
 
 
+SPEC = ["attributes", "_network_spec", "dict"]
+
+# Values in metadata that the loader accepts today, though they describe no
+# fitted estimator; each breaks a later call with a TypeError or worse.
+UNCHECKED = pytest.mark.xfail(
+    strict=True, reason="skae.load does not check the type or range of this attribute"
+)
+
+
 @pytest.mark.parametrize(
     "change, error, match",
     [
@@ -227,20 +274,73 @@ def _set(path, value):
         (_set(["class"], "os.system"), ValueError, "unknown estimator class 'os.system'"),
         (_set(["params", "bogus"], 1), ValueError, r"unknown parameters \['bogus'\]"),
         (_set(["params", "activation"], "evil"), InvalidParameterError, "'activation'"),
-        (_set(["attributes", "_validate_params"], {"kind": "json"}), ValueError, "overwrite"),
-        (_set(["attributes", "transform"], {"kind": "json", "value": 1}), ValueError, "invalid"),
-        (_set(["attributes", "__class__"], {"kind": "json", "value": 1}), ValueError, "invalid"),
-        (_set(["attributes", "n_iter_"], {"kind": "pickle"}), ValueError, "n_iter_"),
-        (_set(["attributes", "device_", "value"], "gpu:x"), ValueError, "not a device"),
+        (_set(["params"], []), ValueError, "no parameters"),
+        (_set(["attributes"], []), ValueError, "no attributes"),
+        (_set(["output"], {"transform": "evil"}), ValueError, "output configuration"),
+        (
+            _set(["attributes", "_validate_params"], {"value": 1}),
+            ValueError,
+            r"does not have: \['_validate_params'\]",
+        ),
+        (_set(["attributes", "transform"], {"value": 1}), ValueError, "does not have"),
+        (_set(["attributes", "__class__"], {"value": 1}), ValueError, "does not have"),
+        (_set(["attributes", "components_"], {"value": 1}), ValueError, "does not have"),
+        (_set(["attributes", "n_iter_"], {"pickle": "x"}), ValueError, "unknown kind 'pickle'"),
+        (_set(["attributes", "n_iter_"], {"value": {"a": 1}}), ValueError, "unknown kind"),
+        (_set(["attributes", "shift_"], {"array": 5}), ValueError, "lacks the member 5"),
+        (_set(["attributes", "shift_"], {"value": [1.0]}), ValueError, "not float32 arrays"),
         (_set(["attributes", "n_features_in_", "value"], 10), ValueError, "n_features_in_=10"),
         (_set(["attributes", "n_components_", "value"], 3), ValueError, "n_components_=3"),
-        (_set(["attributes", "module_", "spec", "encoding_dim"], 9), ValueError, "do not match"),
-        (_set(["attributes", "module_", "spec", "activation"], "x"), ValueError, "activation"),
-        (_set(["attributes", "module_", "spec", "dtype"], "int8"), ValueError, "invalid dtype"),
+        (_set([*SPEC, "encoding_dim", "value"], 9), ValueError, "do not match"),
+        (_set([*SPEC, "n_features", "value"], 2**40), ValueError, "do not match"),
+        (_set([*SPEC, "n_features", "value"], True), ValueError, "invalid n_features"),
+        (_set([*SPEC, "activation", "value"], "x"), ValueError, "invalid activation"),
+        (_set([*SPEC, "dtype", "value"], "int8"), ValueError, "invalid dtype"),
+        (_set([*SPEC, "kind", "value"], "os.system"), ValueError, "invalid kind"),
+        (_set([*SPEC, "extra"], {"value": 1}), ValueError, r"unknown fields \['extra'\]"),
+        (_set(["attributes", "_network_spec"], {"value": 3}), ValueError, "not a dictionary"),
         (
-            _set(["attributes", "components_"], {"kind": "json", "value": 1}),
+            _set(["attributes", "_optimizer_state", "dict", "step"], {"value": "x"}),
             ValueError,
-            "as arrays",
+            "optimizer state does not match",
+        ),
+        (
+            _set(["attributes", "_generator_state"], {"value": 1.5}),
+            ValueError,
+            "random generator state is invalid",
+        ),
+        pytest.param(
+            _set(["attributes", "device_", "value"], "gpu:x"),
+            ValueError,
+            "device",
+            marks=UNCHECKED,
+        ),
+        pytest.param(
+            _set(["attributes", "coefs_"], {"value": 1}), ValueError, "coefs_", marks=UNCHECKED
+        ),
+        pytest.param(
+            _set(["attributes", "scale_"], {"value": "x"}), ValueError, "scale_", marks=UNCHECKED
+        ),
+        pytest.param(
+            _set(["attributes", "feature_names_in_"], {"value": 3}),
+            ValueError,
+            "feature_names_in_",
+            marks=UNCHECKED,
+        ),
+        pytest.param(
+            _set(["attributes", "n_iter_", "value"], "x"), ValueError, "n_iter_", marks=UNCHECKED
+        ),
+        pytest.param(
+            _set(["attributes", "batch_size_", "value"], 0),
+            ValueError,
+            "batch_size_",
+            marks=UNCHECKED,
+        ),
+        pytest.param(
+            _set(["attributes", "loss_curve_", "value"], "abc"),
+            ValueError,
+            "loss_curve_",
+            marks=UNCHECKED,
         ),
     ],
 )
@@ -250,24 +350,35 @@ def test_tampered_metadata_is_reported(fitted, change, error, match):
         load(io.BytesIO(tampered))
 
 
+def _array_members(fitted):
+    """The members of the saved ``fitted`` holding coefs_[0] and shift_."""
+    with zipfile.ZipFile(io.BytesIO(_saved(fitted))) as archive:
+        attributes = json.loads(archive.read("metadata.json"))["attributes"]
+    return attributes["coefs_"]["list"][0]["array"], attributes["shift_"]["array"]
+
+
 def test_tampered_weights_are_reported(fitted):
-    state = {k: v.clone() for k, v in fitted.module_.state_dict().items()}
-    weights = {"module_": state, "_optimizer_state": fitted._optimizer_state}
-    weights["components_"] = torch.from_numpy(fitted.components_)
+    data = _saved(fitted)
+    coef, shift = _array_members(fitted)
 
     def tampered(**changes):
-        buffer = io.BytesIO()
-        torch.save({**weights, **changes}, buffer)
-        return io.BytesIO(_rewrite(_saved(fitted), **{"tensors.pt": buffer.getvalue()}))
+        return io.BytesIO(_rewrite(data, **changes))
 
+    nan_shift = fitted.shift_.copy()
+    nan_shift[3] = np.nan
     with pytest.raises(ValueError, match="non-finite weights"):
-        load(tampered(module_={**state, "scale": torch.tensor(float("nan"))}))
+        load(tampered(**{shift: _npy(nan_shift)}))
     with pytest.raises(ValueError, match="do not match its description"):
-        load(tampered(module_={**state, "encoder.0.weight": torch.zeros(3, 3)}))
-    with pytest.raises(ValueError, match="not a dictionary of tensors"):
-        load(tampered(module_=[torch.zeros(1)]))
-    with pytest.raises(ValueError, match=r"tensors for \['extra_'\]"):
-        load(tampered(extra_=torch.zeros(1)))
+        load(tampered(**{coef: _npy(np.zeros((3, 3), np.float32))}))
+    with pytest.raises(ValueError, match="not float32 arrays"):
+        load(tampered(**{coef: _npy(fitted.coefs_[0].astype(np.float64))}))
+    for kind in (np.zeros(4, dtype="complex64"), np.zeros(4, dtype=">f4"), np.zeros(4, "U3")):
+        with pytest.raises(ValueError, match="array of a kind skae never saves"):
+            load(tampered(**{coef: _npy(kind)}))
+    with pytest.raises(ValueError, match="array of a kind skae never saves"):
+        load(tampered(**{coef: _npy(np.asfortranarray(fitted.coefs_[0]))}))
+    with pytest.raises(ValueError, match="does not hold the array its header describes"):
+        load(tampered(**{coef: _npy(fitted.coefs_[0])[:-4]}))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -276,6 +387,6 @@ def test_cuda_fitted_model_loads_on_cpu(digits, tmp_path):
     ae = AutoencoderTransformer(encoding_dim=8, device="cuda", **QUICK).fit(X)
     save(ae, tmp_path / "model.skae")
     restored = load(tmp_path / "model.skae")
-    assert restored.device_.type == "cuda"
+    assert restored.device_ == "cuda"
     assert all(p.device.type == "cpu" for p in restored.module_.parameters())
     np.testing.assert_array_equal(restored.transform(X), ae.transform(X))

@@ -6,15 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-import skae._autoencoder
 import skae._threads
+from conftest import DIVERGED, DIVERGING, QUICK
 from skae import AutoencoderTransformer
 from skae._threads import SMALL_WORK, torch_threads
-
-# Stops after a few epochs without reaching max_iter, so no ConvergenceWarning.
-QUICK = dict(max_iter=6, tol=1e9, n_iter_no_change=1, random_state=0)
 
 
 def test_small_work_runs_on_one_thread_and_restores():
@@ -83,16 +81,10 @@ def test_concurrent_calls_match_sequential_calls(digits, fitted):
     assert torch.get_num_threads() == threads_before
 
 
-def _count_training_threads(monkeypatch):
+def _count_training_threads(watch_training):
     """Record torch's thread count each time the estimator starts training."""
     seen = []
-    train = skae._autoencoder.train
-
-    def counting_train(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return train(*args, **kwargs)
-
-    monkeypatch.setattr(skae._autoencoder, "train", counting_train)
+    watch_training(lambda *args, **kwargs: seen.append(torch.get_num_threads()))
     return seen
 
 
@@ -105,13 +97,13 @@ def two_torch_threads():
 
 
 @pytest.mark.usefixtures("two_torch_threads")
-def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch):
+def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch, watch_training):
     # joblib and dask workers set OMP_NUM_THREADS; when torch was imported
     # before that, fit must still keep to the limit, and restore torch after.
     X, _ = digits
     # Count every fit as large, so that only the limit can lower the threads.
     monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
-    seen = _count_training_threads(monkeypatch)
+    seen = _count_training_threads(watch_training)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     ae = AutoencoderTransformer(encoding_dim=4, **QUICK).fit(X)
@@ -126,18 +118,26 @@ def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch)
 
 
 @pytest.mark.usefixtures("two_torch_threads")
-def test_thread_setting_restored_when_fit_fails(digits, monkeypatch):
+def test_thread_setting_restored_when_fit_fails(digits, monkeypatch, watch_training):
     X, _ = digits
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    ae = AutoencoderTransformer(
-        encoding_dim=8,
-        hidden_layer_sizes=(32,),
-        output_activation="identity",
-        learning_rate_init=1e12,
-        **QUICK,
-    )
-    with pytest.raises(ValueError, match="Training diverged"):
+    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
+    seen = _count_training_threads(watch_training)
+    ae = AutoencoderTransformer(**DIVERGING, **QUICK)
+    with pytest.warns(ConvergenceWarning, match=DIVERGED):
         ae.fit(X)
+    assert torch.get_num_threads() == 2
+
+    assert seen == [1]
+
+    def fail(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise MemoryError("out of memory in training")
+
+    watch_training(fail)
+    with pytest.raises(MemoryError, match="out of memory in training"):
+        ae.fit(X)
+    assert seen == [1, 1]
     assert torch.get_num_threads() == 2
 
 
@@ -163,18 +163,12 @@ def test_flush_denormal_reaches_every_thread_and_restores():
 
 
 @pytest.mark.usefixtures("two_torch_threads")
-def test_fit_flushes_denormals_and_leaves_the_setting_as_found(digits, monkeypatch):
+def test_fit_flushes_denormals_and_leaves_the_setting_as_found(digits, watch_training):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals")
     X, _ = digits
     seen = []
-    original = skae._autoencoder.train
-
-    def recording(*args, **kwargs):
-        seen.append(_denormal_products())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(skae._autoencoder, "train", recording)
+    watch_training(lambda *args, **kwargs: seen.append(_denormal_products()))
     ae = AutoencoderTransformer(encoding_dim=4, alpha=1e-2, **QUICK).fit(X)
     assert seen == [0]
     assert _denormal_products() == 1 << 20

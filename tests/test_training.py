@@ -2,22 +2,37 @@ import numpy as np
 import pytest
 import torch
 
-from skae._network import Autoencoder, init_random
-from skae._training import (
-    Adam,
-    _AutogradStep,
-    _flat_parameters,
-    _LinearStep,
-    learning_rate_at,
-    train,
-)
+from skae import AutoencoderTransformer
+from skae._network import Autoencoder
+from skae._optim import Adam, flat_parameters, learning_rate_at
+from skae._steps import AutogradStep, LinearStep
+from skae._training import TrainingOptions, train
+
+
+def _options(**resolved):
+    """Training options: the estimator's defaults, with choices made here.
+
+    The loop has no defaults of its own; the values here are those the tests
+    of the loop have always used: a constant rate of 1e-3, batches of 200 and
+    200 epochs unless a test says otherwise, and no corruption.
+    """
+    choices = dict(
+        batch_size=200,
+        max_iter=200,
+        learning_rate_init=1e-3,
+        learning_rate="constant",
+        noise_level=0.0,
+    )
+    return TrainingOptions.from_params(
+        AutoencoderTransformer().get_params(), **{**choices, **resolved}
+    )
 
 
 def _module(output_activation, *, hidden=(), shift=None, scale=1.0, dtype=torch.float64):
     module = Autoencoder(
         12, 3, list(hidden), "relu", "identity", output_activation, dtype, shift, scale
     )
-    init_random(module, torch.Generator().manual_seed(0))
+    module.init_random(torch.Generator().manual_seed(0))
     return module
 
 
@@ -29,7 +44,7 @@ def _data(n_samples=50, unit=True):
 
 def _gradients(step_class, module, X, rows, **kwargs):
     """Summed loss and flat gradient of one step of ``step_class``."""
-    with _flat_parameters(list(module.parameters())) as (flat, grad):
+    with flat_parameters(list(module.parameters())) as (flat, grad):
         step = step_class(module, X, grad, **kwargs)
         batch_loss = step(rows)
         return float(batch_loss), grad.clone()
@@ -53,20 +68,19 @@ def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows
     # Push some outputs outside [0, 1] so that clipping matters.
     with torch.no_grad():
         module.decoder[0].bias.mul_(3.0).sub_(0.5)
-    assert _LinearStep.applies(module, X, loss, None, torch.device("cpu"))
+    assert LinearStep.applies(module, X, _options(loss=loss, noise=None), torch.device("cpu"))
     expected = _gradients(
-        _AutogradStep,
+        AutogradStep,
         module,
         X,
         rows,
-        loss=loss,
-        alpha=alpha,
-        noise=None,
-        noise_level=0.0,
+        options=_options(loss=loss, alpha=alpha, noise=None),
         generator=None,
         device=torch.device("cpu"),
     )
-    got = _gradients(_LinearStep, module, X, rows, loss=loss, batch_size=25, alpha=alpha)
+    got = _gradients(
+        LinearStep, module, X, rows, options=_options(loss=loss, batch_size=25, alpha=alpha)
+    )
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
     np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-8, atol=1e-12)
 
@@ -74,17 +88,18 @@ def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows
 def test_linear_step_applies_only_to_one_layer_networks():
     X = _data()
     cpu = torch.device("cpu")
-    assert not _LinearStep.applies(_module("clip", hidden=(5,)), X, "mse", None, cpu)
-    assert not _LinearStep.applies(_module("sigmoid"), X, "mse", None, cpu)
-    assert not _LinearStep.applies(_module("clip"), X, "mse", "gaussian", cpu)
-    assert _LinearStep.applies(_module("clip"), X, "mse", None, cpu)
+    mse, noisy = _options(loss="mse", noise=None), _options(loss="mse", noise="gaussian")
+    assert not LinearStep.applies(_module("clip", hidden=(5,)), X, mse, cpu)
+    assert not LinearStep.applies(_module("sigmoid"), X, mse, cpu)
+    assert not LinearStep.applies(_module("clip"), X, noisy, cpu)
+    assert LinearStep.applies(_module("clip"), X, mse, cpu)
 
 
 def test_parameters_get_their_own_storage_back():
     module = _module("clip")
     params = list(module.parameters())
     before = [p.detach().clone() for p in params]
-    with _flat_parameters(params) as (flat, _):
+    with flat_parameters(params) as (flat, _):
         assert all(
             p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr() for p in params
         )
@@ -95,21 +110,26 @@ def test_parameters_get_their_own_storage_back():
         torch.testing.assert_close(p.detach(), old + 1.0)
 
 
-def test_adam_state_round_trips_per_parameter():
-    shapes = [torch.Size([3, 4]), torch.Size([4])]
+def test_adam_state_round_trips_as_plain_arrays():
     flat = torch.zeros(16, dtype=torch.float64)
     grad = torch.arange(16, dtype=torch.float64)
-    adam = Adam(flat, grad, shapes)
+    adam = Adam(flat, grad)
     adam.step(0.1)
     state = adam.state_dict()
-    assert [t.shape for t in state["exp_avg"]] == shapes
-    assert [float(t) for t in state["steps"]] == [1.0, 1.0]
-    resumed = Adam(flat.clone(), grad, shapes, state=state)
+    assert set(state) == {"exp_avg", "exp_avg_sq", "step"}
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert isinstance(state[key], np.ndarray) and state[key].shape == (16,)
+    assert state["step"] == 1.0 and isinstance(state["step"], float)
+    resumed = Adam(flat.clone(), grad, state=state)
     adam.step(0.1)
     resumed.step(0.1)
     torch.testing.assert_close(resumed.flat, adam.flat)
-    # After one step the first moment is (1 - beta1) times the gradient.
-    np.testing.assert_allclose(state["exp_avg"][1].numpy(), 0.1 * np.arange(12, 16))
+    # After one step the first moment is (1 - beta1) times the gradient; the
+    # saved state is a copy, which later steps leave alone.
+    np.testing.assert_allclose(state["exp_avg"], 0.1 * np.arange(16))
+    assert adam.state_dict()["step"] == 2.0
+    with pytest.raises(ValueError, match="holds 16 values for 4 parameters"):
+        Adam(torch.zeros(4, dtype=torch.float64), grad[:4], state=state)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
@@ -128,13 +148,11 @@ def test_train_lowers_the_loss_and_records_each_epoch(noise):
     result = train(
         module,
         X,
-        batch_size=20,
-        max_iter=5,
-        learning_rate_init=1e-2,
-        tol=0,
-        noise=noise,
-        noise_level=0.2,
+        _options(
+            batch_size=20, max_iter=5, learning_rate_init=1e-2, tol=0, noise=noise, noise_level=0.2
+        ),
         generator=torch.Generator().manual_seed(0),
+        device="cpu",
     )
     assert result.n_epochs == len(result.loss_curve) == 5
     assert result.loss_curve[-1] < result.loss_curve[0]
@@ -153,10 +171,9 @@ def test_gathering_rows_ahead_trains_the_same_network(unit):
             train(
                 module,
                 X,
-                batch_size=10,
-                max_iter=3,
-                tol=0,
+                _options(batch_size=10, max_iter=3, tol=0),
                 generator=torch.Generator().manual_seed(0),
+                device="cpu",
                 gather_ahead=gather_ahead,
             )
         )
