@@ -264,7 +264,7 @@ class BaseAutoencoder(BaseEstimator):
             output_activation = resolve_output_activation(
                 self.output_activation, self.loss, in_unit_interval(X_train)
             )
-            init = resolve_init(self.init, self.hidden_layer_sizes, self.code_activation)
+            init = resolve_init(self.init, self._hidden_layer_sizes(X_train), self.code_activation)
             batch_size = min(200, X.shape[0]) if self.batch_size == "auto" else self.batch_size
             module = self._build(X_train, output_activation, init, generator)
         else:
@@ -381,7 +381,7 @@ class BaseAutoencoder(BaseEstimator):
         spec = self._network_spec
         current = {
             "encoding_dim": self._encoding_dim(None),
-            "hidden_layer_sizes": list(hidden_layer_sizes(self.hidden_layer_sizes)),
+            "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
             "activation": self.activation,
             "code_activation": self.code_activation,
         }
@@ -403,9 +403,16 @@ class BaseAutoencoder(BaseEstimator):
         """
         return self.encoding_dim
 
+    def _hidden_layer_sizes(self, X):
+        """The hidden layers' widths for training data X, or the fitted ones when None.
+
+        Subclasses whose ``hidden_layer_sizes`` may be "auto" resolve it here.
+        """
+        return hidden_layer_sizes(self.hidden_layer_sizes)
+
     def _build(self, X, output_activation, init, generator):
         """A new network for X, initialised on CPU."""
-        hidden = hidden_layer_sizes(self.hidden_layer_sizes)
+        hidden = self._hidden_layer_sizes(X)
         encoding_dim = self._encoding_dim(X)
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         shift, scale = location_scale(X) if output_activation == "identity" else (None, 1.0)
