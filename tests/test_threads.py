@@ -163,20 +163,33 @@ def test_flush_denormal_reaches_every_thread_and_restores():
 
 
 @pytest.mark.usefixtures("two_torch_threads")
-def test_fit_flushes_denormals_and_leaves_the_setting_as_found(digits, watch_training):
+def test_fit_flushes_denormals_and_leaves_the_setting_as_found(
+    digits, monkeypatch, watch_training
+):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals")
+    if skae._threads._omp_parallel() is None:
+        pytest.skip("torch's threads are not reachable through GOMP_parallel here")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    # Count every fit as large, so that training runs on both threads.
+    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
     X, _ = digits
     seen = []
     watch_training(lambda *args, **kwargs: seen.append(_denormal_products()))
     ae = AutoencoderTransformer(encoding_dim=4, alpha=1e-2, **QUICK).fit(X)
     assert seen == [0]
     assert _denormal_products() == 1 << 20
-    # torch.set_flush_denormal sets the calling thread only.
+    # torch.set_flush_denormal sets the calling thread only: torch's other
+    # thread computes its share of the products as denormals.
     torch.set_flush_denormal(True)
     try:
+        found = _denormal_products()
+        assert 0 < found < 1 << 20
         ae.fit(X)
         assert torch.tensor(1e-39).item() == 0.0
+        # Neither thread's setting leaked from the fit.
+        assert _denormal_products() == found
     finally:
         torch.set_flush_denormal(False)
 
