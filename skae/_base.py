@@ -28,7 +28,9 @@ from skae._choices import (
     hidden_layer_sizes,
     in_unit_interval,
     make_generator,
+    resolve_batch_size,
     resolve_device,
+    resolve_early_stopping,
     resolve_init,
     resolve_output_activation,
     resolve_precision,
@@ -64,7 +66,7 @@ class BaseAutoencoder(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
             Options(Real, {np.inf}),
         ],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "noise": [StrOptions({"gaussian", "masking"}), None],
         "noise_level": [Interval(Real, 0, None, closed="left")],
@@ -120,7 +122,7 @@ class BaseAutoencoder(BaseEstimator):
         shuffle=True,
         tol=1e-4,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         noise=None,
         noise_level=0.1,
@@ -258,22 +260,25 @@ class BaseAutoencoder(BaseEstimator):
             if incremental:
                 # Later chunks go on drawing from where the previous one stopped.
                 generator.set_state(torch.from_numpy(self._generator_state))
-        early_stopping = self.early_stopping and not incremental
-        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
         if first_call:
             output_activation = resolve_output_activation(
-                self.output_activation, self.loss, in_unit_interval(X_train)
+                self.output_activation, self.loss, in_unit_interval(X)
             )
-            init = resolve_init(self.init, self._hidden_layer_sizes(X_train), self.code_activation)
-            batch_size = min(200, X.shape[0]) if self.batch_size == "auto" else self.batch_size
+            init = resolve_init(self.init, self._hidden_layer_sizes(X), self.code_activation)
+            residual = init == "pca" and bool(self._hidden_layer_sizes(X))
+        else:
+            output_activation, init = self.output_activation_, self.init_
+            residual = self._network_spec["kind"] == "residual"
+            self._check_range(X, output_activation)
+        early_stopping = not incremental and resolve_early_stopping(
+            self.early_stopping, residual, self.validation_fraction, X.shape[0]
+        )
+        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
+        if first_call:
+            batch_size = resolve_batch_size(self.batch_size, X_train.shape[0], incremental)
             module = self._build(X_train, output_activation, init, generator)
         else:
-            output_activation, init, batch_size = (
-                self.output_activation_,
-                self.init_,
-                self.batch_size_,
-            )
-            self._check_range(X_train, output_activation)
+            batch_size = self.batch_size_
             module = self._rebuild_network()
         precision = resolve_precision(self.precision, device, module)
         options = self._training_options(X_train, batch_size, incremental, precision)
@@ -300,6 +305,11 @@ class BaseAutoencoder(BaseEstimator):
             ) from None
         if result.diverged:
             self._warn_diverged(result, first_epoch)
+        if first_call and X_val is not None and result.best_epoch == 0:
+            # Training did not beat the start on held-out rows: start from
+            # all the rows instead, as PCA would.
+            module = self._build(X, output_activation, init, generator)
+            result.optimizer_state = None
         module.to("cpu").eval()
         self._set_network(module)
         self._optimizer_state = result.optimizer_state
@@ -450,13 +460,18 @@ class BaseAutoencoder(BaseEstimator):
         mean, components = principal_axes(X_pca, encoding_dim, seed)
         if shift is not None:
             mean = (mean * pca_scale - shift) / scale
+        residual = isinstance(module, ResidualAutoencoder)
+        needs_sample = output_activation == "sigmoid" or residual
+        sample = self._sample(X, generator) if needs_sample else None
         init_pca(
             module,
             torch.as_tensor(components, dtype=dtype),
             torch.as_tensor(mean, dtype=dtype),
             generator,
-            sample=self._sample(X, generator) if output_activation == "sigmoid" else None,
+            sample=sample if output_activation == "sigmoid" else None,
         )
+        if residual:
+            module.set_code_scale(sample)
         return module
 
     @staticmethod

@@ -180,3 +180,24 @@ def resolve_precision(precision, device, module):
         if large and supported:
             return "bfloat16"
     return own
+
+
+def resolve_batch_size(batch_size, n_samples, incremental):
+    """Rows per mini-batch.
+
+    "auto" is ``min(200, n_samples)``; a fit (not ``partial_fit``, whose
+    chunks need not be small data) on small data gets at least ten
+    mini-batches an epoch, of no fewer than 32 rows.
+    """
+    if batch_size == "auto":
+        batch_size = 200 if incremental else min(200, max(32, -(-n_samples // 10)))
+    return min(batch_size, n_samples)
+
+
+def resolve_early_stopping(early_stopping, residual, validation_fraction, n_samples):
+    """Whether to hold out a validation split: "auto" does for a network with
+    hidden layers beside its linear path, when the data leave rows for both parts."""
+    if early_stopping != "auto":
+        return early_stopping
+    n_val = int(round(validation_fraction * n_samples))
+    return residual and 2 <= n_val <= n_samples - 2

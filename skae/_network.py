@@ -360,6 +360,19 @@ class ResidualAutoencoder(Autoencoder):
     def linear_path(self):
         return self.encoder, self.decoder
 
+    @torch.no_grad()
+    def set_code_scale(self, sample):
+        """Set ``code_scale`` to the spread of each code over rows of data.
+
+        Codes that barely vary (beyond the data's rank) get a hundredth of
+        the largest spread, so that dividing by it amplifies nothing.
+        """
+        if len(sample) < 2:
+            return
+        spread = self.encode(sample.to(self.dtype)).std(dim=0)
+        floor = 1e-2 * float(spread.max())
+        self.code_scale.copy_(spread.clamp(min=floor) if floor > 0 else torch.ones_like(spread))
+
     @property
     def is_linear(self):
         return False

@@ -107,6 +107,9 @@ class DivergenceError(ArithmeticError):
 DIVERGENCE_FACTOR = 100.0
 # Batches between two checks of the loss within an epoch.
 CHECK_EVERY = 8
+# Trained weights replace the starting ones only if their validation error
+# is lower by this many standard errors of the paired per-row difference.
+ACCEPT_STANDARD_ERRORS = 1.5
 
 
 @torch.no_grad()
@@ -176,9 +179,11 @@ def train(
 
     The module is trained in place on ``device``, and ends with the best
     weights seen, the starting weights among them: those of the best
-    validation score when ``X_val`` is given, else of the lowest training
-    loss. Training stops when the criterion has not improved by ``tol`` for
-    ``n_iter_no_change`` epochs; when the loss grows to ``DIVERGENCE_FACTOR``
+    validation score when ``X_val`` is given (and only if they beat the
+    starting weights on the validation rows by a paired test, see
+    :func:`_significant`), else of the lowest training loss. Training stops
+    when the criterion has not improved by ``tol`` for ``n_iter_no_change``
+    epochs; when the loss grows to ``DIVERGENCE_FACTOR``
     times that of the starting weights (or of an output of zeros, if larger)
     or becomes NaN, within an epoch; or on a KeyboardInterrupt, with a
     warning. The loss of an epoch is the mean over its mini-batches.
@@ -256,7 +261,9 @@ def train(
         if X_val is None:
             best = _Best(flat, optimizer, start_loss * loss_scale)
         else:
-            best = _Best(flat, optimizer, _validation_score(module, X_val, device, copy))
+            start_errors = _validation_errors(module, X_val, device, copy)
+            best = _Best(flat, optimizer, -float(start_errors.mean()))
+        start = best.weights, best.optimizer_state
         no_improvement = 0
         step = 0
         epoch = first_epoch
@@ -341,6 +348,13 @@ def train(
                 executor.shutdown(cancel_futures=True)
         best.restore()
         copy.refresh()
+        if X_val is not None and best.epoch > 0:
+            gain = start_errors - _validation_errors(module, X_val, device, copy)
+            if not _significant(gain):
+                best.weights, best.optimizer_state = start
+                best.epoch = 0
+                best.restore()
+                copy.refresh()
         module.eval()
         result.best_epoch = best.epoch
         result.optimizer_state = best.optimizer_state
@@ -353,7 +367,25 @@ def _per_element(batch_losses, batch_size, X):
     return total / (len(batch_losses) * min(batch_size, X.shape[0]) * X.shape[1])
 
 
+def _validation_errors(module, X_val, device, copy):
+    """Squared reconstruction error of each validation row, with the master weights."""
+    with copy.master():
+        return reconstruction_error(module, X_val, device=device)
+
+
 def _validation_score(module, X_val, device, copy):
     """Negative mean squared reconstruction error on the validation set."""
-    with copy.master():
-        return -float(reconstruction_error(module, X_val, device=device).mean())
+    return -float(_validation_errors(module, X_val, device, copy).mean())
+
+
+def _significant(gain):
+    """Whether per-row gains on validation rows are clearly above zero.
+
+    On small or noisy validation sets the best epoch's score is the best of
+    many noisy ones; a paired test against the starting weights keeps it
+    only when its gain is ``ACCEPT_STANDARD_ERRORS`` standard errors clear.
+    """
+    if len(gain) < 2:
+        return False
+    standard_error = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
+    return float(np.mean(gain)) > ACCEPT_STANDARD_ERRORS * standard_error
