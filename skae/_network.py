@@ -390,6 +390,8 @@ class ResidualAutoencoder(Autoencoder):
                 for layer in layers[:-1]:
                     bound = math.sqrt(6.0 / layer.in_features)
                     layer.weight.uniform_(-bound, bound, generator=generator)
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    layer.bias.uniform_(-bound, bound, generator=generator)
                 layers[-1].weight.zero_()
 
     @staticmethod
