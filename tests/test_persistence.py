@@ -4,6 +4,10 @@ import io
 import json
 import pathlib
 import pickle
+import pickletools
+import struct
+import time
+import tracemalloc
 import zipfile
 
 import joblib
@@ -11,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -390,3 +395,207 @@ def test_cuda_fitted_model_loads_on_cpu(digits, tmp_path):
     assert restored.device_ == "cuda"
     assert all(p.device.type == "cpu" for p in restored.module_.parameters())
     np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
+
+
+# Damaged and hostile files: a ValueError, quickly, without large allocations.
+
+
+@pytest.fixture(scope="module")
+def small_file():
+    """A small fitted model, its saved bytes, and data it transforms."""
+    X = np.random.RandomState(0).rand(40, 6)
+    ae = AutoencoderTransformer(encoding_dim=2, **QUICK).fit(X)
+    return ae, _saved(ae), X
+
+
+def _load_quickly(data):
+    """Load ``data`` and return the estimator, checking time and traced memory."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        return load(io.BytesIO(data))
+    finally:
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert elapsed < 2 and peak < 2**24, (elapsed, peak)
+
+
+def _structure(data):
+    """Offsets of the zip records: each member's local header and data, and
+    the central directory with the end record."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        directory = archive.start_dir
+    members = []
+    for info in infos:
+        name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 :][:4])
+        members.append((info, info.header_offset + 30 + name_length + extra_length))
+    return members, directory
+
+
+def test_every_flipped_byte_gives_a_value_error(small_file):
+    ae, data, X = small_file
+    members, directory = _structure(data)
+    # Every byte of the zip records and of the start of each member (the
+    # .npy headers, and the Huffman tables that decode them), and every 13th
+    # byte of the rest.
+    positions = set(range(directory, len(data))) | set(range(0, len(data), 13))
+    for info, start in members:
+        positions |= set(range(info.header_offset, start + 160))
+    for position in sorted(positions):
+        corrupted = bytearray(data)
+        corrupted[position] ^= 0xFF
+        try:
+            restored = _load_quickly(bytes(corrupted))
+        except ValueError:
+            continue
+        # A flip that load cannot see (a timestamp, say) changes nothing.
+        np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
+
+
+def _patch_header(data, member, **fields):
+    """``data`` with fields of ``member``'s local and central zip headers set."""
+    offsets = {  # local header, central directory entry
+        "version": (4, 6),
+        "flags": (6, 8),
+        "method": (8, 10),
+    }
+    data = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo(member)
+        directory = archive.start_dir
+    entry = data.index(b"PK\x01\x02" + data[directory + 4 : directory + 6], directory)
+    while not data[entry + 46 :].startswith(member.encode()):
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    for name, value in fields.items():
+        local, central = offsets[name]
+        struct.pack_into("<H", data, info.header_offset + local, value)
+        struct.pack_into("<H", data, entry + central, value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("member", ["metadata.json", "arrays/0.npy"])
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"method": 1}, "compression method"),  # "shrink", which zipfile cannot read
+        ({"method": 99}, "compression method"),  # AES encryption
+        ({"flags": 1}, "encrypted"),
+        ({"version": 0xFF}, "zip file version"),
+    ],
+)
+def test_unsupported_zip_features_are_reported(small_file, member, fields, match):
+    _, data, _ = small_file
+    with pytest.raises(ValueError, match=f"not a skae model file.*{match}"):
+        _load_quickly(_patch_header(data, member, **fields))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("n_features", 2**40),
+        ("encoding_dim", 2**40),
+        ("hidden_layer_sizes", [2**40, 2**40]),
+    ],
+)
+def test_absurd_network_description_fails_before_allocating(small_file, field, value):
+    _, data, _ = small_file
+    tampered = _with_metadata(
+        data, _set(["attributes", "_network_spec", "dict", field], {"value": value})
+    )
+    with pytest.raises(ValueError, match="do not match its description"):
+        _load_quickly(tampered)
+
+
+def _npy_header(shape, dtype="<f8"):
+    """A .npy file that claims ``shape`` and holds 8 bytes of data."""
+    header = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode()
+    header = header.ljust(118) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(8)
+
+
+@pytest.mark.parametrize("shape", [(2**40,), (2**31, 2**31), (2**62, 4), (-1, 8)])
+def test_array_claiming_a_huge_shape_fails_before_allocating(small_file, shape):
+    ae, data, _ = small_file
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        attributes = json.loads(archive.read("metadata.json"))["attributes"]
+    member = attributes["shift_"]["array"]
+    with pytest.raises(ValueError):
+        _load_quickly(_rewrite(data, **{member: _npy_header(shape)}))
+
+
+def test_member_claiming_an_impossible_size_is_reported(small_file):
+    _, data, _ = small_file
+    data = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo("arrays/0.npy")
+        directory = archive.start_dir
+    # The uncompressed size, in the member's local header and central entry.
+    struct.pack_into("<I", data, info.header_offset + 22, 2**32 - 1)
+    entry = data.index(b"PK\x01\x02", directory)
+    while not data[entry + 46 :].startswith(b"arrays/0.npy"):
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<I", data, entry + 24, 2**32 - 1)
+    with pytest.raises(ValueError, match="impossible size|not a skae model file"):
+        _load_quickly(bytes(data))
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_deeply_nested_metadata_is_reported(small_file, depth):
+    _, data, _ = small_file
+    nested = "[" * depth + "]" * depth
+    for metadata in (
+        '{"format": "skae", "format_version": 2, "params": ' + nested + "}",
+        '{"format": "skae", "format_version": 2, "attributes": {"n_iter_": {"value": '
+        + nested
+        + "}}}",
+    ):
+        tampered = _rewrite(data, **{"metadata.json": metadata})
+        with pytest.raises(ValueError):
+            _load_quickly(tampered)
+
+
+def test_pandas_output_is_saved_and_kept(digits):
+    X, _ = digits
+    frame = pd.DataFrame(X[:300], columns=[f"pixel{i}" for i in range(64)])
+    ae = AutoencoderTransformer(encoding_dim=3, **QUICK).set_output(transform="pandas")
+    ae.fit(frame)
+    restored = load(io.BytesIO(_saved(ae)))
+    codes = restored.transform(frame)
+    assert isinstance(codes, pd.DataFrame)
+    pd.testing.assert_frame_equal(codes, ae.transform(frame))
+    # Unfitted too.
+    unfitted = load(io.BytesIO(_saved(clone(ae))))
+    assert isinstance(unfitted.fit(frame).transform(frame), pd.DataFrame)
+
+
+def _pickled_globals(data):
+    """The ``module.name`` of every global a pickle refers to."""
+    names, strings = [], []
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(argument)
+        elif opcode.name == "STACK_GLOBAL":
+            names.append(".".join(strings[-2:]))
+        elif opcode.name in ("GLOBAL", "INST"):
+            names.append(argument.replace(" ", "."))
+    return names
+
+
+@pytest.mark.parametrize("hidden", [(), (8,)])
+def test_pickles_hold_no_torch_objects(digits, hidden):
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=4, hidden_layer_sizes=hidden, **QUICK).fit(X)
+    ae.transform(X)  # builds and caches the network
+    assert ae.module_ is not None
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        data = pickle.dumps(ae, protocol=protocol)
+        names = _pickled_globals(data)
+        assert any(name.startswith("skae.") for name in names), names
+        assert not [name for name in names if name.startswith("torch")], names
+        assert b"torch" not in data
+        np.testing.assert_array_equal(pickle.loads(data).transform(X), ae.transform(X))
+    buffer = io.BytesIO()
+    joblib.dump(ae, buffer)
+    assert b"torch" not in buffer.getvalue()

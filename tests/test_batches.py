@@ -1,0 +1,54 @@
+"""Inference passes: rows bounded by bytes, however wide the data."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skae import AutoencoderTransformer
+from skae._batches import INFERENCE_BYTES, INFERENCE_ROWS, inference_rows
+
+
+def test_rows_per_pass_are_bounded_by_bytes():
+    assert inference_rows(64, np.float32) == INFERENCE_ROWS
+    assert inference_rows(50_000, np.float64) * 50_000 * 8 <= INFERENCE_BYTES
+    assert inference_rows(50_000, np.float32) >= 2 * inference_rows(50_000, np.float64)
+    # A row wider than the budget still makes a pass of one row.
+    assert inference_rows(10**9, np.float64) == 1
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """A sparse matrix of 200 rows of 50,000 features, dense 80 MB, and a model of it."""
+    X = sp.random(200, 50_000, density=1e-3, format="csr", random_state=0)
+    # Fitted on a few rows, without the PCA start: this is about inference.
+    ae = AutoencoderTransformer(encoding_dim=4, init="random", max_iter=1, tol=1, random_state=0)
+    return X, ae.fit(X[:20])
+
+
+@pytest.fixture
+def densified(monkeypatch):
+    """Record the bytes of each dense copy made of a sparse matrix's rows."""
+    sizes = []
+    for cls in (sp.csr_matrix, sp.csr_array):
+        toarray = cls.toarray
+
+        def recording(self, *args, toarray=toarray, **kwargs):
+            dense = toarray(self, *args, **kwargs)
+            sizes.append(dense.nbytes)
+            return dense
+
+        monkeypatch.setattr(cls, "toarray", recording)
+    return sizes
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples"])
+def test_wide_sparse_input_is_densified_a_bounded_pass_at_a_time(wide, densified, method):
+    X, ae = wide
+    result = getattr(ae, method)(X)
+    assert result.shape[0] == X.shape[0] and np.isfinite(result).all()
+    assert densified, "the sparse rows were never densified"
+    assert sum(densified) >= X.shape[0] * X.shape[1] * 8
+    assert max(densified) <= INFERENCE_BYTES < X.shape[0] * X.shape[1] * 8
+    # The passes give what one pass over all rows gives.
+    expected = getattr(ae, method)(X.toarray())
+    np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
