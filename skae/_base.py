@@ -34,6 +34,7 @@ from skae._choices import (
     resolve_init,
     resolve_output_activation,
     resolve_precision,
+    validation_rows,
 )
 from skae._network import ACTIVATIONS, Autoencoder, ResidualAutoencoder, build_network
 from skae._pca_start import init_pca, location_scale, principal_axes
@@ -484,7 +485,7 @@ class BaseAutoencoder(BaseEstimator):
     def _split(self, X, generator):
         """Training and validation parts of X for early stopping."""
         n_samples = X.shape[0]
-        n_val = int(round(self.validation_fraction * n_samples))
+        n_val = validation_rows(self.validation_fraction, n_samples)
         if n_val < 1 or n_val >= n_samples:
             raise ValueError(
                 f"early_stopping with validation_fraction={self.validation_fraction} "

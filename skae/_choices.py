@@ -199,5 +199,12 @@ def resolve_early_stopping(early_stopping, residual, validation_fraction, n_samp
     hidden layers beside its linear path, when the data leave rows for both parts."""
     if early_stopping != "auto":
         return early_stopping
-    n_val = int(round(validation_fraction * n_samples))
+    n_val = validation_rows(validation_fraction, n_samples)
     return residual and 2 <= n_val <= n_samples - 2
+
+
+def validation_rows(validation_fraction, n_samples):
+    """Rows held out for validation: ``validation_fraction`` of them, and at least
+    30 (a quarter of the rows on small data), so that the paired test that
+    accepts trained weights has rows to judge them on."""
+    return max(int(round(validation_fraction * n_samples)), min(30, n_samples // 4))
