@@ -235,7 +235,12 @@ class BaseAutoencoder(BaseEstimator):
         """Validate X for a fitted estimator, warning of data its output cannot reach."""
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        if self.output_activation_ != "identity" and not in_unit_interval(X):
+        # A denoising model's inputs may be noisy, outside [0, 1].
+        if (
+            self.output_activation_ != "identity"
+            and self.noise is None
+            and not in_unit_interval(X)
+        ):
             warnings.warn(
                 f"X has values outside [0, 1], but {type(self).__name__} was fitted on "
                 f"data in [0, 1] and its output ({self.output_activation_!r}) stays in "
@@ -298,6 +303,7 @@ class BaseAutoencoder(BaseEstimator):
                     optimizer_state=optimizer_state,
                     first_epoch=first_epoch,
                     gather_ahead=spare_threads > 0,
+                    keep_start=not incremental,
                 )
         except _training.DivergenceError as error:
             raise ValueError(
@@ -323,7 +329,9 @@ class BaseAutoencoder(BaseEstimator):
         self.n_components_ = module.encoding_dim
         self._record_curves(result, first_call, early_stopping)
         self.t_ = t + result.n_epochs * X_train.shape[0]
-        self._generator_state = generator.get_state().numpy()
+        if result.n_epochs or first_call:
+            self._generator_state = generator.get_state().numpy()
+        # else no epoch was kept: the random stream stays where it was too.
         if (
             not incremental
             and self.learning_rate == "constant"

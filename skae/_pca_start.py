@@ -73,8 +73,7 @@ def _is_constant(X):
     """Whether every row of a sparse X is the same."""
     if X.nnz == 0:
         return True
-    first = X[0].toarray()
-    return X.shape[0] == 1 or bool(abs(X - sp.csr_matrix(first)).max() == 0)
+    return np.array_equal(X.max(axis=0).toarray(), X.min(axis=0).toarray())
 
 
 def principal_axes(X, n_components, seed):

@@ -11,6 +11,8 @@ import io
 import json
 import math
 import os
+import re
+import tokenize
 import zipfile
 import zlib
 from numbers import Integral, Real
@@ -208,13 +210,18 @@ class _Reader:
     def array(self, member):
         info = self._info(member)
         with self.archive.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"{member!r} has an unknown array format {version}.")
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"unknown array format {version}")
+            except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:
+                # numpy parses the header as a Python literal; a damaged one
+                # fails in the parser.
+                raise ValueError(f"{member!r} has no readable array header: {e}") from e
             if dtype.name not in _DTYPES or fortran or dtype.byteorder not in "=|<":
                 raise ValueError(f"{member!r} holds an array of a kind skae never saves.")
             n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -390,6 +397,48 @@ def _check_spec(spec):
         )
 
 
+def _is_count(value, minimum=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_numbers(value):
+    return isinstance(value, list) and all(_is_number(v) for v in value)
+
+
+# What each fitted attribute of the base may hold in a file. An estimator's
+# own attributes can only be what the reader decodes: plain JSON values and
+# arrays of the dtypes above.
+_ATTRIBUTE_CHECKS = {
+    "n_features_in_": lambda v: _is_count(v, 1),
+    "feature_names_in_": lambda v: isinstance(v, np.ndarray) and v.dtype == object,
+    "n_components_": lambda v: _is_count(v, 1),
+    "coefs_": lambda v: isinstance(v, list),
+    "intercepts_": lambda v: isinstance(v, list),
+    "shift_": lambda v: isinstance(v, np.ndarray),
+    "scale_": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+    "output_activation_": lambda v: v in OUTPUT_ACTIVATIONS,
+    "init_": lambda v: v in ("pca", "random"),
+    "batch_size_": lambda v: _is_count(v, 1),
+    "max_iter_": lambda v: _is_count(v, 1),
+    "device_": lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None,
+    "precision_": lambda v: v in ("float32", "float64", "bfloat16"),
+    "loss_curve_": _is_numbers,
+    "best_loss_": lambda v: v is None or _is_number(v),
+    "validation_scores_": lambda v: v is None or _is_numbers(v),
+    "best_validation_score_": lambda v: v is None or _is_number(v),
+    "n_iter_": _is_count,
+    "t_": _is_count,
+    "_network_spec": lambda v: isinstance(v, dict),
+    "_optimizer_state": lambda v: v is None or isinstance(v, dict),
+    "_generator_state": lambda v: isinstance(v, np.ndarray) and v.dtype == np.uint8,
+}
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
 def _check_state(estimator, attributes):
     """Check that the fitted attributes read from a file describe one network.
 
@@ -401,6 +450,12 @@ def _check_state(estimator, attributes):
     missing = [name for name in required if name not in attributes]
     if missing:
         raise ValueError(f"The file's fitted state lacks {missing}.")
+    for name, value in attributes.items():
+        check = _ATTRIBUTE_CHECKS.get(name)
+        if check is not None and not check(value):
+            raise ValueError(f"The file's {name}={_short(value)} is not one skae writes.")
+    if attributes.get("n_iter_", 0) != len(attributes.get("loss_curve_", [])):
+        raise ValueError("The file's n_iter_ does not match its loss_curve_.")
     spec = attributes["_network_spec"]
     _check_spec(spec)
     coefs, intercepts = attributes["coefs_"], attributes["intercepts_"]
@@ -451,3 +506,8 @@ def _check_training_state(attributes, n_parameters):
             torch.Generator().set_state(torch.from_numpy(generator_state))
         except (TypeError, RuntimeError) as e:
             raise ValueError(f"The file's random generator state is invalid: {e}") from e
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

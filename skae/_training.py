@@ -105,6 +105,8 @@ class DivergenceError(ArithmeticError):
 # A loss this many times that of the starting weights, or of an output of
 # zeros, whichever is larger, ends training as diverged.
 DIVERGENCE_FACTOR = 100.0
+# ... and never below this loss per element, in the network's units.
+DIVERGENCE_FLOOR = 1e-3
 # Batches between two checks of the loss within an epoch.
 CHECK_EVERY = 8
 # Trained weights replace the starting ones only if their validation error
@@ -174,6 +176,7 @@ def train(
     optimizer_state=None,
     first_epoch=1,
     gather_ahead=False,
+    keep_start=True,
 ):
     """Train ``module`` to reconstruct X with mini-batch Adam.
 
@@ -224,6 +227,12 @@ def train(
         mini-batch while one trains; for a process with a core that torch
         leaves idle. Used by the hand-derived step only.
 
+    keep_start : bool
+        Whether the starting weights compete for the best. Without, the
+        last epoch's weights are kept unless training diverges; for
+        ``partial_fit``, whose one epoch on a chunk is not comparable with
+        the starting weights' loss on it.
+
     Returns
     -------
     result : TrainingResult
@@ -245,7 +254,9 @@ def train(
     start_loss, null_loss = _start_losses(module, X, options, generator, device)
     if not math.isfinite(start_loss):
         raise DivergenceError(start_loss)
-    limit = DIVERGENCE_FACTOR * max(start_loss, null_loss)
+    # The floor keeps rounding noise on data reconstructed exactly (constant
+    # data, say) from counting as growth.
+    limit = DIVERGENCE_FACTOR * max(start_loss, null_loss, DIVERGENCE_FLOOR)
     tol = options.tol * loss_scale
     compute_dtype = torch.bfloat16 if options.precision == "bfloat16" else module.dtype
     with flat_parameters(params) as (flat, grad), ComputeCopy(params, flat, compute_dtype) as copy:
@@ -259,7 +270,7 @@ def train(
                 module, X, grad, options=options, generator=generator, device=device
             )
         if X_val is None:
-            best = _Best(flat, optimizer, start_loss * loss_scale)
+            best = _Best(flat, optimizer, start_loss * loss_scale if keep_start else math.inf)
         else:
             start_errors = _validation_errors(module, X_val, device, copy)
             best = _Best(flat, optimizer, -float(start_errors.mean()))

@@ -264,12 +264,6 @@ def _set(path, value):
 
 SPEC = ["attributes", "_network_spec", "dict"]
 
-# Values in metadata that the loader accepts today, though they describe no
-# fitted estimator; each breaks a later call with a TypeError or worse.
-UNCHECKED = pytest.mark.xfail(
-    strict=True, reason="skae.load does not check the type or range of this attribute"
-)
-
 
 @pytest.mark.parametrize(
     "change, error, match",
@@ -293,7 +287,7 @@ UNCHECKED = pytest.mark.xfail(
         (_set(["attributes", "n_iter_"], {"pickle": "x"}), ValueError, "unknown kind 'pickle'"),
         (_set(["attributes", "n_iter_"], {"value": {"a": 1}}), ValueError, "unknown kind"),
         (_set(["attributes", "shift_"], {"array": 5}), ValueError, "lacks the member 5"),
-        (_set(["attributes", "shift_"], {"value": [1.0]}), ValueError, "not float32 arrays"),
+        (_set(["attributes", "shift_"], {"value": [1.0]}), ValueError, "shift_=\\[1.0\\]"),
         (_set(["attributes", "n_features_in_", "value"], 10), ValueError, "n_features_in_=10"),
         (_set(["attributes", "n_components_", "value"], 3), ValueError, "n_components_=3"),
         (_set([*SPEC, "encoding_dim", "value"], 9), ValueError, "do not match"),
@@ -303,7 +297,7 @@ UNCHECKED = pytest.mark.xfail(
         (_set([*SPEC, "dtype", "value"], "int8"), ValueError, "invalid dtype"),
         (_set([*SPEC, "kind", "value"], "os.system"), ValueError, "invalid kind"),
         (_set([*SPEC, "extra"], {"value": 1}), ValueError, r"unknown fields \['extra'\]"),
-        (_set(["attributes", "_network_spec"], {"value": 3}), ValueError, "not a dictionary"),
+        (_set(["attributes", "_network_spec"], {"value": 3}), ValueError, "_network_spec=3"),
         (
             _set(["attributes", "_optimizer_state", "dict", "step"], {"value": "x"}),
             ValueError,
@@ -312,41 +306,18 @@ UNCHECKED = pytest.mark.xfail(
         (
             _set(["attributes", "_generator_state"], {"value": 1.5}),
             ValueError,
-            "random generator state is invalid",
+            "_generator_state=1.5",
         ),
-        pytest.param(
-            _set(["attributes", "device_", "value"], "gpu:x"),
-            ValueError,
-            "device",
-            marks=UNCHECKED,
-        ),
-        pytest.param(
-            _set(["attributes", "coefs_"], {"value": 1}), ValueError, "coefs_", marks=UNCHECKED
-        ),
-        pytest.param(
-            _set(["attributes", "scale_"], {"value": "x"}), ValueError, "scale_", marks=UNCHECKED
-        ),
-        pytest.param(
-            _set(["attributes", "feature_names_in_"], {"value": 3}),
-            ValueError,
-            "feature_names_in_",
-            marks=UNCHECKED,
-        ),
-        pytest.param(
-            _set(["attributes", "n_iter_", "value"], "x"), ValueError, "n_iter_", marks=UNCHECKED
-        ),
-        pytest.param(
-            _set(["attributes", "batch_size_", "value"], 0),
-            ValueError,
-            "batch_size_",
-            marks=UNCHECKED,
-        ),
-        pytest.param(
-            _set(["attributes", "loss_curve_", "value"], "abc"),
-            ValueError,
-            "loss_curve_",
-            marks=UNCHECKED,
-        ),
+        (_set(["attributes", "device_", "value"], "gpu:x"), ValueError, "device"),
+        (_set(["attributes", "coefs_"], {"value": 1}), ValueError, "coefs_"),
+        (_set(["attributes", "scale_"], {"value": "x"}), ValueError, "scale_"),
+        (_set(["attributes", "feature_names_in_"], {"value": 3}), ValueError, "feature_names_in_"),
+        (_set(["attributes", "n_iter_", "value"], "x"), ValueError, "n_iter_"),
+        (_set(["attributes", "n_iter_", "value"], 0), ValueError, "n_iter_ does not match"),
+        (_set(["attributes", "precision_", "value"], "int4"), ValueError, "precision_"),
+        (_set(["attributes", "output_activation_", "value"], "x"), ValueError, "output_act"),
+        (_set(["attributes", "batch_size_", "value"], 0), ValueError, "batch_size_"),
+        (_set(["attributes", "loss_curve_", "value"], "abc"), ValueError, "loss_curve_"),
     ],
 )
 def test_tampered_metadata_is_reported(fitted, change, error, match):
