@@ -170,6 +170,11 @@ def resolve_precision(precision, device, module):
     if precision == "bfloat16":
         if device.type not in ("cpu", "cuda"):
             raise ValueError(f"precision='bfloat16' is not supported on {device.type}.")
+        if module.dtype != torch.float32:
+            raise ValueError(
+                f"precision='bfloat16' trains float32 data, got {own}: convert X to "
+                "float32, or use precision='auto'."
+            )
         return "bfloat16"
     if precision == "auto" and module.dtype == torch.float32:
         large = sum(p.numel() for p in module.parameters()) >= BFLOAT16_MIN_PARAMETERS
