@@ -254,7 +254,8 @@ class BaseAutoencoder(BaseEstimator):
     # The fit path
 
     def _fit(self, X, *, first_call, incremental):
-        check_noise(self.noise, self.noise_level)
+        params = self._training_params()
+        check_noise(params["noise"], params["noise_level"])
         device = resolve_device(self.device, type(self).__name__)
         generator = make_generator(self.random_state)
         if first_call:
@@ -268,9 +269,11 @@ class BaseAutoencoder(BaseEstimator):
                 generator.set_state(torch.from_numpy(self._generator_state))
         if first_call:
             output_activation = resolve_output_activation(
-                self.output_activation, self.loss, in_unit_interval(X)
+                params["output_activation"], params["loss"], in_unit_interval(X)
             )
-            init = resolve_init(self.init, self._hidden_layer_sizes(X), self.code_activation)
+            init = resolve_init(
+                params["init"], self._hidden_layer_sizes(X), params["code_activation"]
+            )
             residual = init == "pca" and bool(self._hidden_layer_sizes(X))
         else:
             output_activation, init = self.output_activation_, self.init_
@@ -279,7 +282,7 @@ class BaseAutoencoder(BaseEstimator):
         early_stopping = not incremental and resolve_early_stopping(
             self.early_stopping, residual, self.validation_fraction, X.shape[0]
         )
-        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
+        X_train, X_val = self._training_data(X, generator, early_stopping)
         if first_call:
             batch_size = resolve_batch_size(self.batch_size, X_train.shape[0], incremental)
             module = self._build(X_train, output_activation, init, generator)
@@ -375,12 +378,28 @@ class BaseAutoencoder(BaseEstimator):
         else:
             max_iter = self.max_iter
         return _training.TrainingOptions.from_params(
-            self.get_params(deep=False),
+            self._training_params(),
             batch_size=rows_per_batch,
             max_iter=max_iter,
             learning_rate="constant" if incremental else self.learning_rate,
             precision=precision,
         )
+
+    def _training_params(self):
+        """The parameters the fit path reads, by name.
+
+        An estimator that fixes some of the shared parameters (the loss,
+        say) rather than taking them from its user adds their values here.
+        """
+        return self.get_params(deep=False)
+
+    def _training_data(self, X, generator, early_stopping):
+        """The training and validation data (None without early stopping) made of X.
+
+        Subclasses that train on something other than X's rows (pairs of
+        inputs and targets, say) make it here.
+        """
+        return self._split(X, generator) if early_stopping else (X, None)
 
     def _check_range(self, X, output_activation):
         """Check that data for a network built for [0, 1] lies in [0, 1]."""

@@ -5,6 +5,7 @@ batch of rows at a time, never whole.
 """
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +16,47 @@ import torch
 # of a pass stays within INFERENCE_BYTES, however wide the data.
 INFERENCE_ROWS = 4096
 INFERENCE_BYTES = 2**25
+
+
+@dataclass(frozen=True)
+class MaskedPairs:
+    """Training rows whose inputs differ from their targets, scored on some entries.
+
+    A network trained on these learns to map ``inputs`` to ``targets``, with
+    the loss over the entries where ``mask`` is True only: to restore
+    entries hidden from its inputs, say. Arrays of plain rows stand for
+    pairs whose inputs are their targets, scored everywhere.
+
+    Parameters
+    ----------
+    inputs : ndarray of shape (n_samples, n_features)
+
+    targets : ndarray of the same shape and dtype
+
+    mask : ndarray of bool of the same shape
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def shape(self):
+        return self.inputs.shape
+
+    @property
+    def dtype(self):
+        return self.inputs.dtype
+
+    @property
+    def entries_per_row(self):
+        """Mean number of scored entries per row, at least a tiny positive number."""
+        return max(float(self.mask.sum()) / max(self.shape[0], 1), 1e-12)
+
+
+def entries_per_row(X):
+    """Mean number of entries per row the loss covers: all for plain rows."""
+    return X.entries_per_row if isinstance(X, MaskedPairs) else X.shape[1]
 
 
 def as_tensor(X):
@@ -100,18 +142,43 @@ def encode(module, X):
     return torch.cat(codes).numpy().astype(X.dtype, copy=False)
 
 
+def iter_pairs(X, batch_size, *, device, dtype=None):
+    """Yield (inputs, targets, mask) of consecutive rows of X.
+
+    For plain rows the targets are the inputs and the mask is None.
+    """
+    if not isinstance(X, MaskedPairs):
+        for batch in iter_rows(X, batch_size, device=device, dtype=dtype):
+            yield batch, batch, None
+        return
+    arrays = zip(
+        iter_rows(X.inputs, batch_size, device=device, dtype=dtype),
+        iter_rows(X.targets, batch_size, device=device, dtype=dtype),
+        iter_rows(X.mask, batch_size, device=device),
+        strict=True,
+    )
+    yield from arrays
+
+
 @torch.no_grad()
 def reconstruction_error(module, X, *, device="cpu"):
     """Mean squared reconstruction error of each row of X, as a float64 array.
 
     The error is computed in the module's normalised space, where it cannot
-    overflow, and scaled back in float64.
+    overflow, and scaled back in float64. For :class:`MaskedPairs` it is the
+    error on the masked entries, summed per row and divided by the mean
+    number of masked entries per row, so that the mean over rows is the mean
+    over masked entries.
     """
     errors = []
     rows = inference_rows(_widest(module, X), _numpy_dtype(module))
-    for batch in iter_rows(X, rows, device=device, dtype=module.dtype):
-        target = module.normalize(batch)
-        reconstruction = module.activate(module(target))
-        errors.append((reconstruction - target).square_().mean(dim=1).double().cpu())
+    for inputs, targets, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
+        target = module.normalize(targets)
+        inputs = target if mask is None else module.normalize(inputs)
+        squares = (module.activate(module(inputs)) - target).square_()
+        if mask is None:
+            errors.append(squares.mean(dim=1).double().cpu())
+        else:
+            errors.append((squares * mask).sum(dim=1).double().cpu() / X.entries_per_row)
     scale = float(module.scale) ** 2
     return torch.cat(errors).numpy() * scale

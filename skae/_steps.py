@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from skae._batches import as_tensor, take
+from skae._batches import MaskedPairs, as_tensor, take
 from skae._optim import views
 
 
@@ -28,16 +28,23 @@ def corrupt(batch, noise, noise_level, generator):
 class AutogradStep:
     """Loss and gradients of a mini-batch by automatic differentiation.
 
-    Works for any network, input corruption and device. Calling it with a
-    selection of rows writes the gradients of the objective (loss plus L2
-    penalty) to the flat gradient and returns the batch's summed loss.
+    Works for any network, input corruption and device, and for
+    :class:`~skae._batches.MaskedPairs`, whose loss is the mean over the
+    batch's masked entries. Calling it with a selection of rows writes the
+    gradients of the objective (loss plus L2 penalty) to the flat gradient
+    and returns the batch's summed loss. Parameters that do not require
+    gradients are left out.
     """
 
     def __init__(self, module, X, grad, *, options, generator, device):
         self.module = module
+        self.pairs = None
+        if isinstance(X, MaskedPairs):
+            self.pairs = [as_tensor(X.inputs), as_tensor(X.targets), as_tensor(X.mask)]
+            X = X.targets
         self.X = X
         self.dense = None if sp.issparse(X) else as_tensor(X)
-        self.params = list(module.parameters())
+        self.params = trainable(module)
         self.grads = views(grad, self.params)
         # The L2 penalty's gradient, alpha * W / n, is added to the weights'
         # gradients directly: cheaper than differentiating the penalty.
@@ -59,6 +66,8 @@ class AutogradStep:
         self.autocast = options.precision == "bfloat16"
 
     def __call__(self, rows):
+        if self.pairs is not None:
+            return self._masked(rows)
         module = self.module
         batch = take(self.X, self.dense, rows).to(self.device, non_blocking=True)
         inputs = batch
@@ -82,6 +91,29 @@ class AutogradStep:
                     self.weight_grads, self.weights, alpha=self.alpha / batch.shape[0]
                 )
         return batch_loss.detach() * batch.numel()
+
+    def _masked(self, rows):
+        """The step for masked pairs: the squared error on the masked entries only."""
+        module = self.module
+        inputs, targets, mask = (
+            take(None, array, rows).to(self.device, non_blocking=True) for array in self.pairs
+        )
+        if self.noise is not None:
+            inputs = corrupt(inputs, self.noise, self.noise_level, self.generator)
+        if self.normalized:
+            inputs, targets = module.normalize(inputs), module.normalize(targets)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = module(inputs)
+        squares = (module.activate(logits.to(targets.dtype)) - targets).square() * mask
+        total = squares.sum()
+        grads = torch.autograd.grad(total / mask.sum().clamp(min=1), self.params)
+        torch._foreach_copy_(self.grads, grads)
+        if self.alpha:
+            with torch.no_grad():
+                torch._foreach_add_(
+                    self.weight_grads, self.weights, alpha=self.alpha / inputs.shape[0]
+                )
+        return total.detach()
 
 
 class LinearStep:
@@ -139,6 +171,8 @@ class LinearStep:
             and options.precision != "bfloat16"
             and device.type == "cpu"
             and not sp.issparse(X)
+            and not isinstance(X, MaskedPairs)
+            and all(p.requires_grad for p in module.parameters())
         )
 
     def _rows(self, rows, out):
@@ -211,6 +245,11 @@ class LinearStep:
         torch.addmm(self.We, dzT, x, beta=decay, alpha=scale, out=self.gWe)
         torch.addmv(self.be, dzT, ones, beta=0.0, alpha=scale, out=self.gbe)
         return batch_loss
+
+
+def trainable(module):
+    """The parameters training updates: those that require gradients."""
+    return [p for p in module.parameters() if p.requires_grad]
 
 
 def _is_normalized(module):

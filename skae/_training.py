@@ -15,9 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skae._batches import batches, inference_rows, iter_rows, reconstruction_error
+from skae._batches import (
+    batches,
+    entries_per_row,
+    inference_rows,
+    iter_pairs,
+    reconstruction_error,
+)
 from skae._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, corrupt
+from skae._steps import AutogradStep, LinearStep, corrupt, trainable
 
 
 @dataclass(frozen=True)
@@ -128,21 +134,21 @@ def _start_losses(module, X, options, generator, device):
         generator = torch.Generator().set_state(generator.get_state())
     total, null = 0.0, 0.0
     rows = inference_rows(X.shape[1], np.float32 if module.dtype == torch.float32 else np.float64)
-    for batch in iter_rows(X, rows, device=device, dtype=module.dtype):
+    for inputs, batch, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
         target = module.normalize(batch)
-        inputs = target
         if options.noise is not None:
-            inputs = module.normalize(
-                corrupt(batch, options.noise, options.noise_level, generator)
-            )
-        logits = module(inputs)
+            inputs = corrupt(inputs, options.noise, options.noise_level, generator)
+        logits = module(target if inputs is batch else module.normalize(inputs))
         if loss == "bce":
             total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
             null += math.log(2.0) * target.numel()
-        else:
+        elif mask is None:
             total += float((module.activate(logits) - target).square_().sum())
             null += float(target.square().sum())
-    n_elements = max(X.shape[0] * X.shape[1], 1)
+        else:
+            total += float(((module.activate(logits) - target).square_() * mask).sum())
+            null += float((target.square() * mask).sum())
+    n_elements = max(X.shape[0] * entries_per_row(X), 1)
     return total / n_elements, null / n_elements
 
 
@@ -193,15 +199,18 @@ def train(
 
     A network that is its linear path alone, trained on CPU without
     corruption, gets its gradients from formulas worked out by hand; any
-    other, from autograd. Both give the same gradients.
+    other, from autograd. Both give the same gradients. Parameters that do
+    not require gradients are left as they are.
 
     Parameters
     ----------
     module : network of :mod:`skae._network`
         The network, already on ``device``.
 
-    X : ndarray or scipy CSR matrix of shape (n_samples, n_features)
-        Training data in the module's dtype.
+    X : ndarray, scipy CSR matrix or MaskedPairs of shape (n_samples, n_features)
+        Training data in the module's dtype; :class:`~skae._batches.MaskedPairs`
+        train the network to map inputs to other targets, scored on the
+        masked entries only (with the "mse" loss).
 
     options : TrainingOptions
         How to train.
@@ -212,8 +221,8 @@ def train(
     device : torch.device
         Where to train.
 
-    X_val : ndarray, scipy CSR matrix or None
-        Validation data for early stopping.
+    X_val : ndarray, scipy CSR matrix, MaskedPairs or None
+        Validation data for early stopping, of the kind of X.
 
     optimizer_state : dict or None
         State of an earlier :class:`~skae._optim.Adam` on this module, to
@@ -243,8 +252,8 @@ def train(
         If the starting weights give a non-finite loss.
     """
     device = torch.device(device)
-    params = list(module.parameters())
-    n_samples, n_features = X.shape
+    params = trainable(module)
+    n_samples = X.shape[0]
     batch_size, max_iter = options.batch_size, options.max_iter
     n_batches = math.ceil(n_samples / batch_size)
     total_steps = max(max_iter * n_batches, 1)
@@ -307,7 +316,7 @@ def train(
                     break
                 # One synchronisation per epoch: the batch losses stay tensors until here.
                 epoch_loss = torch.stack(batch_losses).double().sum().item()
-                epoch_loss /= n_samples * n_features
+                epoch_loss /= n_samples * entries_per_row(X)
                 if not epoch_loss <= limit:
                     result.diverged = (epoch, epoch_loss * loss_scale)
                     break
@@ -375,7 +384,7 @@ def train(
 def _per_element(batch_losses, batch_size, X):
     """Mean loss per element of the last few mini-batches' summed losses."""
     total = torch.stack(batch_losses).double().sum().item()
-    return total / (len(batch_losses) * min(batch_size, X.shape[0]) * X.shape[1])
+    return total / (len(batch_losses) * min(batch_size, X.shape[0]) * entries_per_row(X))
 
 
 def _validation_errors(module, X_val, device, copy):
