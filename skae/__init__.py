@@ -1,12 +1,14 @@
 """Autoencoders as scikit-learn transformers, trained with PyTorch."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._imputer import AutoencoderImputer
 from skae._persistence import load, save
 from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AutoencoderImputer",
     "AutoencoderTransformer",
     "LossCurveDisplay",
     "ReconstructionDisplay",

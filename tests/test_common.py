@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderImputer, AutoencoderTransformer
 
 
 @parametrize_with_checks(
@@ -11,6 +11,8 @@ from skae import AutoencoderTransformer
         AutoencoderTransformer(
             encoding_dim=2, hidden_layer_sizes=(8, 4), activation="tanh", early_stopping=True
         ),
+        AutoencoderImputer(),
+        AutoencoderImputer(missing_values=-1, add_indicator=True, hidden_layer_sizes=(16,)),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

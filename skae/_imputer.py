@@ -1,0 +1,494 @@
+"""Autoencoder as a scikit-learn imputer of missing values."""
+
+import math
+import warnings
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, MissingValues
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+from skae._base import BaseAutoencoder
+from skae._batches import MaskedPairs, inference_passes
+from skae._network import ResidualAutoencoder
+from skae._soft_impute import column_location_scale, linear_fill, soft_impute
+from skae._threads import torch_threads
+
+# Training rows: the data copied until there are about this many rows, at
+# most MAX_COPIES times, each copy with other observed entries hidden.
+TRAINING_ROWS = 20000
+MAX_COPIES = 8
+# The network works in float32: fills need no more, and it is twice as fast.
+NETWORK_DTYPE = np.float32
+
+
+class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
+    """Imputation of missing values with an autoencoder trained in PyTorch.
+
+    Each feature is centred on the mean of its observed values and divided
+    by their spread. A shrunken low-rank model of the observed entries
+    (soft-impute) is fitted first, its shrinkage chosen on held-out observed
+    entries; the missing entries of a row are filled with that model's fixed
+    point, the row's values that the model reproduces from the row itself.
+    That model is the linear path of a network whose perceptron, beside it
+    and starting at zero, learns a nonlinear correction: the training rows
+    are copies of the data with a further ``mask_fraction`` of the observed
+    entries hidden and filled by the linear model, and the network learns to
+    restore the hidden entries. The weights kept are those that restore
+    hidden entries of held-out rows best, the linear model's among them, so
+    that the network replaces the linear fill only where it clearly does
+    better.
+
+    ``transform`` returns X with every missing entry filled and every
+    observed entry unchanged, bit for bit.
+
+    Parameters
+    ----------
+    missing_values : int, float or np.nan, default=np.nan
+        The placeholder for missing values: NaN or a number such as -1 or 0.
+        All occurrences are imputed.
+
+    add_indicator : bool, default=False
+        Whether to append the indicators of missing entries of the features
+        that had missing values at fit time (as
+        :class:`~sklearn.impute.MissingIndicator` computes them) to the
+        output.
+
+    keep_empty_features : bool, default=False
+        Whether to keep the features that had no observed value at fit time,
+        filled with 0. When False they are dropped by ``transform``, with a
+        warning.
+
+    mask_fraction : float, default=0.2
+        Fraction of the observed entries hidden from each training row, to
+        be restored by the network.
+
+    hidden_layer_sizes : array-like of int, default=(256,)
+        Widths of the hidden layers of the perceptrons beside the linear
+        path. ``()`` makes the correction linear.
+
+    activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
+            default="gelu"
+        Activation of the hidden layers.
+
+    batch_size : int or "auto", default="auto"
+        Mini-batch size. "auto" is ``min(200, n_rows)`` with at least ten
+        mini-batches an epoch, where ``n_rows`` counts the training copies.
+
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs over the training copies. "auto" plans about
+        1000 mini-batch steps, at least 3 and at most 50 epochs.
+
+    learning_rate_init : float, default=1e-3
+        Adam's initial (peak, with "cosine") learning rate.
+
+    learning_rate : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule, as in :class:`AutoencoderTransformer`.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights.
+
+    shuffle : bool, default=True
+        Whether to shuffle the training rows at each epoch.
+
+    tol : float, default=1e-4
+        Improvement of the validation score (or of the training loss,
+        without early stopping), in units of the scaled features' variance,
+        below which an epoch does not count as an improvement.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` before training stops.
+
+    early_stopping : bool or "auto", default="auto"
+        Whether to hold out ``validation_fraction`` of the rows, score each
+        epoch by how well it restores their hidden entries, and keep the best
+        weights, the linear model's among them. "auto" does when that leaves
+        at least 2 rows for each part.
+
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out with early stopping.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the held-out entries that choose the shrinkage, the
+        hidden entries of the training copies, the validation split, weight
+        initialisation and shuffling. Pass an int for reproducible results.
+
+    device : str, default="cpu"
+        Where to train, as in :class:`AutoencoderTransformer`.
+
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Precision of the matrix products in training, as in
+        :class:`AutoencoderTransformer`.
+
+    verbose : bool, default=False
+        Whether to print progress, one line per epoch.
+
+    Attributes
+    ----------
+    n_components_ : int
+        Rank of the linear model, the width of the network's code.
+
+    coefs_ : list of ndarray
+        Weight matrices of the network's linear layers, each of shape
+        (n_inputs, n_outputs).
+
+    intercepts_ : list of ndarray
+        Bias vectors of the same layers.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean squared error on the hidden entries of the training copies, in
+        the scaled features' units, at the end of each epoch.
+
+    validation_scores_ : list of float or None
+        Negative mean squared error on the hidden entries of the validation
+        copies after each epoch; None without early stopping.
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without early stopping.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.impute.SimpleImputer : Fills with a statistic of each column.
+    sklearn.impute.KNNImputer : Fills from the nearest rows.
+    sklearn.impute.IterativeImputer : Regresses each feature on the others
+        in turn.
+    AutoencoderTransformer : The autoencoder for dimensionality reduction.
+
+    Notes
+    -----
+    Sparse input is refused with a TypeError: missing entries of a sparse
+    matrix are explicit values, and their fills would make it dense. Data
+    with no observed entry at all, or with values that are not numbers,
+    raise a ValueError, and infinite values too. A ``missing_values`` that
+    matches nothing at fit time is no error: the imputer then learns from
+    complete rows.
+
+    Above 256 features, the fixed point of the linear model is iterated
+    rather than solved exactly; above about four million entries, the
+    linear model is fitted in float32 along a shorter path of shrinkages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderImputer
+    >>> X = [[1.0, 2.0, np.nan], [3.0, 6.0, 9.0], [np.nan, 8.0, 12.0], [2.0, 4.0, 6.0]]
+    >>> imputer = AutoencoderImputer(random_state=0).fit(X)
+    >>> filled = imputer.transform(X)
+    >>> bool(np.isnan(filled).any())
+    False
+    >>> filled[1]
+    array([3., 6., 9.])
+    """
+
+    _parameter_constraints: dict = {
+        "missing_values": [MissingValues(numeric_only=True)],
+        "add_indicator": ["boolean"],
+        "keep_empty_features": ["boolean"],
+        "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
+        **{
+            name: BaseAutoencoder._parameter_constraints[name]
+            for name in (
+                "hidden_layer_sizes",
+                "activation",
+                "batch_size",
+                "max_iter",
+                "learning_rate_init",
+                "learning_rate",
+                "alpha",
+                "shuffle",
+                "tol",
+                "n_iter_no_change",
+                "early_stopping",
+                "validation_fraction",
+                "random_state",
+                "device",
+                "precision",
+                "verbose",
+            )
+        },
+    }
+
+    _state_names = (
+        *BaseAutoencoder._state_names,
+        "_column_location",
+        "_column_scale",
+        "_fill_mean",
+        "_fill_components",
+        "_fill_weights",
+        "_missing_features",
+        "_empty_features",
+    )
+
+    def __init__(
+        self,
+        *,
+        missing_values=np.nan,
+        add_indicator=False,
+        keep_empty_features=False,
+        mask_fraction=0.2,
+        hidden_layer_sizes=(256,),
+        activation="gelu",
+        batch_size="auto",
+        max_iter="auto",
+        learning_rate_init=1e-3,
+        learning_rate="cosine",
+        alpha=0.0,
+        shuffle=True,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        random_state=None,
+        device="cpu",
+        precision="auto",
+        verbose=False,
+    ):
+        self.missing_values = missing_values
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.mask_fraction = mask_fraction
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+        self.precision = precision
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the imputer on the observed entries of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing values, marked by ``missing_values``.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted imputer.
+        """
+        return self._validate_and_fit(X, first_call=True, incremental=False)
+
+    @available_if(lambda self: False)
+    def partial_fit(self, X, y=None):
+        """Not available: the linear model is fitted on the whole training set."""
+
+    def _validate_input(self, X, *, reset):
+        return validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=(np.float64, np.float32),
+            order="C",
+            ensure_all_finite="allow-nan" if _is_nan(self.missing_values) else True,
+        )
+
+    def _observed(self, X):
+        if _is_nan(self.missing_values):
+            return ~np.isnan(X)
+        return X != self.missing_values
+
+    def _scaled(self, X, observed, dtype=None):
+        """X in the scaled units of the linear model, zeros at missing entries."""
+        dtype = self._fill_components.dtype if dtype is None else dtype
+        Z = np.where(observed, X, 0.0).astype(dtype, copy=False)
+        Z -= self._column_location.astype(dtype)
+        Z /= self._column_scale.astype(dtype)
+        return np.where(observed, Z, 0.0).astype(dtype, copy=False)
+
+    def _linear_fill(self, Z, observed):
+        return linear_fill(Z, observed, self._fill_mean, self._fill_components, self._fill_weights)
+
+    # The fit path: the linear model first, then the network trained on its fills.
+
+    def _training_params(self):
+        return {
+            **self.get_params(deep=False),
+            "output_activation": "identity",
+            "loss": "mse",
+            "init": "pca",
+            "code_activation": "identity",
+            "noise": None,
+            "noise_level": 0.0,
+        }
+
+    def _training_data(self, X, generator, early_stopping):
+        observed = self._observed(X)
+        if not observed.any():
+            raise ValueError(
+                f"X has no observed entry: every entry is missing_values="
+                f"{self.missing_values!r}. {type(self).__name__} needs observed values "
+                "to learn from."
+            )
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        rng = np.random.default_rng(seed)
+        self._missing_features = np.flatnonzero(~observed.all(axis=0))
+        self._empty_features = np.flatnonzero(~observed.any(axis=0))
+        self._column_location, self._column_scale = column_location_scale(X, observed)
+        dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
+        Z = self._scaled(X, observed, dtype)
+        self._fill_mean, self._fill_components, self._fill_weights = soft_impute(
+            Z, observed, rng=rng
+        )
+        n_samples = X.shape[0]
+        copies = int(np.clip(math.ceil(TRAINING_ROWS / n_samples), 1, MAX_COPIES))
+        inputs, masks = [], []
+        for _ in range(copies):
+            hidden = observed & (rng.random(observed.shape) < self.mask_fraction)
+            inputs.append(self._linear_fill(Z, observed & ~hidden).astype(NETWORK_DTYPE))
+            masks.append(hidden)
+        targets = Z.astype(NETWORK_DTYPE)
+        rows = np.arange(n_samples)
+        if early_stopping:
+            rows, val_rows = self._split(rows, generator)
+        pairs = [self._pairs(inputs, targets, masks, rows)]
+        pairs.append(self._pairs(inputs, targets, masks, val_rows) if early_stopping else None)
+        return tuple(pairs)
+
+    @staticmethod
+    def _pairs(inputs, targets, masks, rows):
+        return MaskedPairs(
+            np.concatenate([filled[rows] for filled in inputs]),
+            np.concatenate([targets[rows]] * len(inputs)),
+            np.concatenate([mask[rows] for mask in masks]),
+        )
+
+    def _build(self, X, output_activation, init, generator):
+        """The network: the linear model's path, a perceptron beside it at zero."""
+        components = self._fill_components.astype(NETWORK_DTYPE)
+        weights = self._fill_weights.astype(NETWORK_DTYPE)
+        mean = self._fill_mean.astype(NETWORK_DTYPE)
+        n_features, rank = components.shape
+        module = ResidualAutoencoder(
+            n_features,
+            rank,
+            self._hidden_layer_sizes(None),
+            self.activation,
+            "identity",
+            "identity",
+            dtype=torch.float32,
+        )
+        module.init_random(generator)
+        encoder, decoder = module.linear_path
+        encoding = components * weights
+        with torch.no_grad():
+            encoder.weight.copy_(torch.from_numpy(encoding.T.copy()))
+            encoder.bias.copy_(torch.from_numpy(-(mean @ encoding)))
+            decoder.weight.copy_(torch.from_numpy(components))
+            decoder.bias.copy_(torch.from_numpy(mean))
+        if isinstance(X, MaskedPairs):
+            sample = X.inputs[: 2 * TRAINING_ROWS // MAX_COPIES]
+        else:
+            X = X[:2000]
+            observed = self._observed(X)
+            sample = self._linear_fill(self._scaled(X, observed), observed)
+        module.set_code_scale(torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)))
+        return module
+
+    # Imputation
+
+    def transform(self, X):
+        """Impute all missing values in X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data to complete.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            X with its missing entries filled, in X's dtype (float64 for
+            other dtypes); features empty at fit time dropped unless
+            ``keep_empty_features``; the indicators appended with
+            ``add_indicator``.
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        observed = self._observed(X)
+        Z = self._scaled(X, observed)
+        filled = self._linear_fill(Z, observed)
+        module = self.module_
+        with torch.no_grad(), torch_threads(self._work(filled)):
+            restored = [
+                module.activate(module(rows)).numpy()
+                for rows in inference_passes(module, filled.astype(NETWORK_DTYPE))
+            ]
+        filled = np.where(observed, Z, np.concatenate(restored).astype(Z.dtype, copy=False))
+        filled[:, self._empty_features] = 0.0
+        filled = filled * self._column_scale + self._column_location
+        imputed = np.where(observed, X, filled.astype(X.dtype, copy=False))
+        if self._empty_features.size and not self.keep_empty_features:
+            warnings.warn(
+                "Skipping features without any observed values at fit time: "
+                f"{self._empty_features.tolist()}. Set keep_empty_features=True to "
+                "keep them, filled with 0.",
+                UserWarning,
+                stacklevel=2,
+            )
+            imputed = np.delete(imputed, self._empty_features, axis=1)
+        if self.add_indicator:
+            indicator = ~observed[:, self._missing_features]
+            imputed = np.hstack([imputed, indicator.astype(imputed.dtype)])
+        return imputed
+
+    def get_feature_names_out(self, input_features=None):
+        """Get output feature names for transformation.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input features. If None, ``feature_names_in_`` is used when
+            defined, else ``["x0", "x1", ..., "x(n_features_in_ - 1)"]``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The names of the features ``transform`` returns.
+        """
+        check_is_fitted(self)
+        input_features = _check_feature_names_in(self, input_features)
+        names = input_features
+        if not self.keep_empty_features:
+            names = np.delete(names, self._empty_features)
+        if self.add_indicator:
+            indicators = [f"missingindicator_{input_features[j]}" for j in self._missing_features]
+            names = np.concatenate([names, np.asarray(indicators, dtype=object)])
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = _is_nan(self.missing_values)
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _is_nan(value):
+    return isinstance(value, Real) and math.isnan(value)

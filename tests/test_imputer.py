@@ -1,0 +1,185 @@
+"""Tests of AutoencoderImputer: the imputer contract, quality and bad input."""
+
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from skae import AutoencoderImputer, load, save
+
+# A small network and a short fit, for the contract tests.
+SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+
+
+def _remove(X, rate, seed, value=np.nan):
+    """A copy of X with a fraction ``rate`` of its entries set to ``value``, and the mask."""
+    mask = np.random.default_rng(seed).random(X.shape) < rate
+    X_missing = X.copy()
+    X_missing[mask] = value
+    return X_missing, mask
+
+
+def _rmse(X_filled, X, mask):
+    return float(np.sqrt(np.mean((X_filled[mask] - X[mask]) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def low_rank_data():
+    """Rank-3 data in 12 columns of very different scales, with a little noise."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 12))
+    X = X * np.logspace(-2, 3, 12) + np.arange(12)
+    return X + 1e-3 * rng.normal(size=X.shape) * np.logspace(-2, 3, 12)
+
+
+@pytest.fixture(scope="module")
+def curve_data():
+    """Points near a curve with one latent variable, on which no linear model is exact."""
+    rng = np.random.default_rng(1)
+    t = rng.uniform(-2, 2, size=(800, 1))
+    X = np.hstack([t, t**2, np.sin(2 * t), np.cos(3 * t), np.tanh(t), t**3 / 4, np.exp(-(t**2))])
+    return X + 0.02 * rng.normal(size=X.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_observed_entries_unchanged_bit_for_bit(low_rank_data, dtype):
+    X = low_rank_data.astype(dtype)
+    X_missing, mask = _remove(X, 0.3, 0)
+    filled = AutoencoderImputer(**SMALL).fit_transform(X_missing)
+    assert filled.dtype == dtype
+    assert not np.isnan(filled).any()
+    assert np.array_equal(filled[~mask], X[~mask])
+
+
+def test_recovers_low_rank_data(low_rank_data):
+    X_missing, mask = _remove(low_rank_data, 0.3, 0)
+    filled = AutoencoderImputer(random_state=0).fit_transform(X_missing)
+    mean_fill = SimpleImputer().fit_transform(X_missing)
+    # Relative to each column's scale, the fills are nearly exact.
+    scale = low_rank_data.std(axis=0)
+    error = _rmse(filled / scale, low_rank_data / scale, mask)
+    assert error < 0.1 * _rmse(mean_fill / scale, low_rank_data / scale, mask)
+
+
+def test_learns_a_nonlinear_structure(curve_data):
+    X_missing, mask = _remove(curve_data, 0.3, 0)
+    imputer = AutoencoderImputer(random_state=0).fit(X_missing)
+    error = _rmse(imputer.transform(X_missing), curve_data, mask)
+    # The network improved on its linear start, and on the nearest neighbours.
+    assert imputer.best_validation_score_ > imputer.validation_scores_[0]
+    assert error < _rmse(KNNImputer().fit_transform(X_missing), curve_data, mask)
+
+
+@pytest.mark.parametrize("value", [-1, 0])
+def test_sentinel_missing_values(low_rank_data, value):
+    X = np.abs(low_rank_data) + 1
+    X_nan, mask = _remove(X, 0.2, 0)
+    X_sentinel = np.where(mask, value, X)
+    expected = AutoencoderImputer(**SMALL).fit(X_nan).transform(X_nan)
+    imputer = AutoencoderImputer(missing_values=value, **SMALL).fit(X_sentinel)
+    np.testing.assert_allclose(imputer.transform(X_sentinel), expected, rtol=1e-6)
+    assert imputer.__sklearn_tags__().input_tags.allow_nan is False
+    with pytest.raises(ValueError, match="NaN"):
+        imputer.transform(X_nan)
+
+
+def test_missing_values_that_match_nothing(low_rank_data):
+    imputer = AutoencoderImputer(**SMALL).fit(low_rank_data)
+    assert np.array_equal(imputer.transform(low_rank_data), low_rank_data)
+    # Entries missing at transform only, whole rows among them, are filled.
+    X_missing, mask = _remove(low_rank_data, 0.3, 1)
+    X_missing[:5] = np.nan
+    filled = imputer.transform(X_missing)
+    assert np.isfinite(filled).all()
+    np.testing.assert_allclose(filled[:5], np.tile(filled[0], (5, 1)))
+
+
+def test_indicator_and_feature_names(low_rank_data):
+    X_missing, _ = _remove(low_rank_data, 0.1, 0)
+    X_missing[:, 4] = low_rank_data[:, 4]
+    imputer = AutoencoderImputer(add_indicator=True, **SMALL).fit(X_missing)
+    out = imputer.transform(X_missing)
+    expected = MissingIndicator().fit(X_missing).transform(X_missing)
+    assert out.shape == (300, 12 + 11)
+    np.testing.assert_array_equal(out[:, 12:], expected)
+    names = imputer.get_feature_names_out()
+    assert list(names[:2]) == ["x0", "x1"]
+    assert "missingindicator_x4" not in names and "missingindicator_x5" in names
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_empty_features(low_rank_data, keep):
+    X_missing, _ = _remove(low_rank_data, 0.1, 0)
+    X_missing[:, 2] = np.nan
+    imputer = AutoencoderImputer(keep_empty_features=keep, **SMALL).fit(X_missing)
+    if keep:
+        out = imputer.transform(X_missing)
+        assert out.shape[1] == 12 and (out[:, 2] == 0).all()
+    else:
+        with pytest.warns(UserWarning, match=r"without any observed values.*\[2\]"):
+            out = imputer.transform(X_missing)
+        assert out.shape[1] == 11
+        observed = ~np.isnan(X_missing[:, 3])
+        np.testing.assert_array_equal(out[observed, 2], X_missing[observed, 3])
+    assert len(imputer.get_feature_names_out()) == out.shape[1]
+
+
+def test_pandas_output_and_names():
+    X = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0, 5.0], "b": [2.0, np.nan, 6.0, 8.0, 10.0]})
+    imputer = AutoencoderImputer(add_indicator=True, **SMALL).set_output(transform="pandas")
+    out = imputer.fit_transform(X)
+    assert list(out.columns) == ["a", "b", "missingindicator_a", "missingindicator_b"]
+    assert out["a"].iloc[0] == 1.0 and out["b"].iloc[2] == 6.0
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.array([[1.0, np.inf], [2.0, 3.0]]), ValueError, "infinity"),
+        (np.full((4, 3), np.nan), ValueError, "no observed entry"),
+        (np.array([["a", 1.0], ["b", 2.0]], dtype=object), ValueError, "could not convert"),
+        (sp.random(10, 4, density=0.5, format="csr", random_state=0), TypeError, "[Ss]parse"),
+    ],
+)
+def test_bad_input(X, error, match):
+    with pytest.raises(error, match=match):
+        AutoencoderImputer(**SMALL).fit(X)
+
+
+def test_failed_fit_leaves_the_imputer_as_it_was(low_rank_data):
+    imputer = AutoencoderImputer(**SMALL).fit(low_rank_data)
+    before = dict(vars(imputer))
+    with pytest.raises(ValueError, match="no observed entry"):
+        imputer.fit(np.full((4, 12), np.nan))
+    assert vars(imputer).keys() == before.keys()
+    assert all(vars(imputer)[name] is before[name] for name in before)
+
+
+def test_save_and_pickle_round_trips(low_rank_data):
+    X_missing, _ = _remove(low_rank_data, 0.2, 0)
+    imputer = AutoencoderImputer(add_indicator=True, **SMALL).fit(X_missing)
+    buffer = io.BytesIO()
+    save(imputer, buffer)
+    expected = imputer.transform(X_missing)
+    np.testing.assert_array_equal(load(buffer).transform(X_missing), expected)
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(imputer)).transform(X_missing), expected
+    )
+
+
+def test_pipeline_and_grid_search():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    X_missing, _ = _remove(X, 0.2, 0)
+    pipeline = make_pipeline(AutoencoderImputer(**SMALL), LogisticRegression())
+    search = GridSearchCV(pipeline, {"autoencoderimputer__mask_fraction": [0.1, 0.3]}, cv=2)
+    search.fit(X_missing, y)
+    assert search.score(X_missing, y) > 0.7
