@@ -22,9 +22,10 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae import _training
-from skae._batches import INFERENCE_ROWS, reconstruction_error
 from skae._choices import (
+    check_architecture,
     check_noise,
+    check_range,
     hidden_layer_sizes,
     in_unit_interval,
     make_generator,
@@ -36,12 +37,13 @@ from skae._choices import (
     resolve_precision,
     validation_rows,
 )
-from skae._network import ACTIVATIONS, Autoencoder, ResidualAutoencoder, build_network
-from skae._pca_start import init_pca, location_scale, principal_axes
+from skae._fitted import FittedNetworkMixin
+from skae._network import ACTIVATIONS
+from skae._pca_start import start_network
 from skae._threads import flush_denormal, torch_threads
 
 
-class BaseAutoencoder(BaseEstimator):
+class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     """Base class of skae's estimators. Do not use it directly.
 
     Subclasses add the methods that give the autoencoder its job; the
@@ -77,33 +79,6 @@ class BaseAutoencoder(BaseEstimator):
         "precision": [StrOptions({"auto", "float32", "bfloat16"})],
         "verbose": ["verbose"],
     }
-
-    # The fitted state, plain values and numpy arrays only: what persistence
-    # saves and what the network is rebuilt from.
-    _state_names = (
-        "n_features_in_",
-        "feature_names_in_",
-        "n_components_",
-        "coefs_",
-        "intercepts_",
-        "shift_",
-        "scale_",
-        "output_activation_",
-        "init_",
-        "batch_size_",
-        "max_iter_",
-        "device_",
-        "precision_",
-        "loss_curve_",
-        "best_loss_",
-        "validation_scores_",
-        "best_validation_score_",
-        "n_iter_",
-        "t_",
-        "_network_spec",
-        "_optimizer_state",
-        "_generator_state",
-    )
 
     def __init__(
         self,
@@ -278,7 +253,7 @@ class BaseAutoencoder(BaseEstimator):
         else:
             output_activation, init = self.output_activation_, self.init_
             residual = self._network_spec["kind"] == "residual"
-            self._check_range(X, output_activation)
+            check_range(X, output_activation, self.loss)
         early_stopping = not incremental and resolve_early_stopping(
             self.early_stopping, residual, self.validation_fraction, X.shape[0]
         )
@@ -401,22 +376,8 @@ class BaseAutoencoder(BaseEstimator):
         """
         return self._split(X, generator) if early_stopping else (X, None)
 
-    def _check_range(self, X, output_activation):
-        """Check that data for a network built for [0, 1] lies in [0, 1]."""
-        if (output_activation != "identity" or self.loss == "bce") and not in_unit_interval(X):
-            raise ValueError(
-                f"The network was built for data in [0, 1] (output_activation="
-                f"{output_activation!r}, loss={self.loss!r}), but X has values "
-                "outside [0, 1]."
-            )
-
     def _check_architecture(self):
-        """Check that the parameters still describe the fitted network.
-
-        Training continues (``warm_start``, ``partial_fit``) from the fitted
-        network; parameters changed since would be silently ignored.
-        """
-        spec = self._network_spec
+        """Check that the parameters still describe the fitted network."""
         current = {
             "encoding_dim": self._encoding_dim(None),
             "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
@@ -425,14 +386,7 @@ class BaseAutoencoder(BaseEstimator):
         }
         if self.output_activation != "auto":
             current["output_activation"] = self.output_activation
-        for name, value in current.items():
-            if spec[name] != value:
-                raise ValueError(
-                    f"{name}={value!r} differs from the fitted network's "
-                    f"{spec[name]!r}; training cannot continue from it. Set "
-                    f"warm_start=False and call fit to train a new network, or set "
-                    f"{name}={spec[name]!r}."
-                )
+        check_architecture(self._network_spec, current)
 
     def _encoding_dim(self, X):
         """The code's width for training data X, or for the fitted network when None.
@@ -450,64 +404,17 @@ class BaseAutoencoder(BaseEstimator):
 
     def _build(self, X, output_activation, init, generator):
         """A new network for X, initialised on CPU."""
-        hidden = self._hidden_layer_sizes(X)
-        encoding_dim = self._encoding_dim(X)
-        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
-        shift, scale = location_scale(X) if output_activation == "identity" else (None, 1.0)
-        if not 1e-150 < scale < 1e150:
-            raise ValueError(
-                f"X's values deviate from their mean by about {scale:.1e}: squared "
-                "reconstruction errors of that size cannot be represented in float64. "
-                "Rescale X, e.g. with StandardScaler."
-            )
-        # A PCA start with hidden layers puts them beside the linear path.
-        network = ResidualAutoencoder if hidden and init == "pca" else Autoencoder
-        module = network(
-            X.shape[1],
-            encoding_dim,
-            hidden,
-            self.activation,
-            self.code_activation,
-            output_activation,
-            dtype=dtype,
-            shift=shift,
-            scale=scale,
+        return start_network(
+            X,
+            encoding_dim=self._encoding_dim(X),
+            hidden_layer_sizes=self._hidden_layer_sizes(X),
+            activation=self.activation,
+            code_activation=self.code_activation,
+            output_activation=output_activation,
+            init=init,
+            generator=generator,
+            random_state=self.random_state,
         )
-        if init != "pca":
-            module.init_random(generator)
-            return module
-        # Huge or tiny values would overflow or underflow the covariance;
-        # such data is worth one scaled copy.
-        pca_scale = 1.0 if 1e-8 < scale < 1e8 else scale
-        X_pca = X if pca_scale == 1.0 else X / pca_scale
-        seed = (
-            self.random_state
-            if isinstance(self.random_state, Integral)
-            else generator.initial_seed() % 2**32
-        )
-        mean, components = principal_axes(X_pca, encoding_dim, seed)
-        if shift is not None:
-            mean = (mean * pca_scale - shift) / scale
-        residual = isinstance(module, ResidualAutoencoder)
-        needs_sample = output_activation == "sigmoid" or residual
-        sample = self._sample(X, generator) if needs_sample else None
-        init_pca(
-            module,
-            torch.as_tensor(components, dtype=dtype),
-            torch.as_tensor(mean, dtype=dtype),
-            generator,
-            sample=sample if output_activation == "sigmoid" else None,
-        )
-        if residual:
-            module.set_code_scale(sample)
-        return module
-
-    @staticmethod
-    def _sample(X, generator, size=2000):
-        """At most ``size`` random rows of X as a dense tensor."""
-        rows = torch.randperm(X.shape[0], generator=generator)[:size].sort().values.numpy()
-        sample = X[rows]
-        return torch.from_numpy(sample.toarray() if sp.issparse(sample) else sample)
 
     def _split(self, X, generator):
         """Training and validation parts of X for early stopping."""
@@ -537,50 +444,3 @@ class BaseAutoencoder(BaseEstimator):
             self.best_validation_score_ = None
             # An interrupt in the first epoch leaves the curve empty.
             self.best_loss_ = min(self.loss_curve_, default=None)
-
-    # The fitted network, held as plain arrays
-
-    def _set_network(self, module):
-        """Keep ``module``'s description and weights as the fitted state."""
-        self._network_spec = module.spec
-        self.coefs_, self.intercepts_, self.shift_, self.scale_ = module.to_arrays()
-        self._module = module
-
-    def _rebuild_network(self):
-        """A new network holding the fitted weights."""
-        module = build_network(self._network_spec)
-        return module.load_arrays(self.coefs_, self.intercepts_, self.shift_, self.scale_)
-
-    @property
-    def module_(self):
-        """The fitted network, on CPU, rebuilt from the fitted arrays when needed."""
-        if not self.__sklearn_is_fitted__():
-            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet.")
-        module = self.__dict__.get("_module")
-        if module is None:
-            module = self._module = self._rebuild_network().eval()
-        return module
-
-    @property
-    def components_(self):
-        """Decoder weights of the linear path, one row per code unit, or None."""
-        path = self.module_.linear_path
-        return None if path is None else path[1].weight.detach().T.numpy().copy()
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # The network is rebuilt from the arrays: a pickle holds no torch object.
-        state.pop("_module", None)
-        return state
-
-    def _reconstruction_error(self, X):
-        """Mean squared reconstruction error of each row of a validated X."""
-        with torch_threads(self._work(X)):
-            return reconstruction_error(self.module_, X)
-
-    def _work(self, X):
-        """Multiply-adds of one inference pass of X's rows through the network."""
-        n_parameters = sum(
-            c.size + i.size for c, i in zip(self.coefs_, self.intercepts_, strict=True)
-        )
-        return min(X.shape[0], INFERENCE_ROWS) * n_parameters

@@ -213,3 +213,27 @@ def validation_rows(validation_fraction, n_samples):
     30 (a quarter of the rows on small data), so that the paired test that
     accepts trained weights has rows to judge them on."""
     return max(int(round(validation_fraction * n_samples)), min(30, n_samples // 4))
+
+
+def check_range(X, output_activation, loss):
+    """Check that data for a network built for [0, 1] lies in [0, 1]."""
+    if (output_activation != "identity" or loss == "bce") and not in_unit_interval(X):
+        raise ValueError(
+            f"The network was built for data in [0, 1] (output_activation="
+            f"{output_activation!r}, loss={loss!r}), but X has values outside [0, 1]."
+        )
+
+
+def check_architecture(spec, current):
+    """Check that parameters still describe the fitted network ``spec``.
+
+    Training continues (``warm_start``, ``partial_fit``) from the fitted
+    network; parameters changed since would be silently ignored.
+    """
+    for name, value in current.items():
+        if spec[name] != value:
+            raise ValueError(
+                f"{name}={value!r} differs from the fitted network's {spec[name]!r}; "
+                "training cannot continue from it. Set warm_start=False and call fit "
+                f"to train a new network, or set {name}={spec[name]!r}."
+            )
