@@ -2,6 +2,7 @@
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._imputer import AutoencoderImputer
+from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
 from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
 
@@ -9,6 +10,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AutoencoderImputer",
+    "AutoencoderOutlierDetector",
     "AutoencoderTransformer",
     "LossCurveDisplay",
     "ReconstructionDisplay",

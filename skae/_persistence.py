@@ -23,11 +23,15 @@ import torch
 from skae._autoencoder import AutoencoderTransformer
 from skae._imputer import AutoencoderImputer
 from skae._network import ACTIVATIONS, NETWORKS, OUTPUT_ACTIVATIONS
+from skae._outlier import AutoencoderOutlierDetector
 
 FORMAT = "skae"
 FORMAT_VERSION = 2
 _METADATA = "metadata.json"
-_CLASSES = {cls.__name__: cls for cls in (AutoencoderImputer, AutoencoderTransformer)}
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer)
+}
 # Arrays of these dtypes are read; anything else (objects above all) is refused.
 _DTYPES = ("float32", "float64", "int64", "uint8", "bool")
 _MAX_METADATA_BYTES = 2**26

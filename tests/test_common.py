@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoencoderImputer, AutoencoderTransformer
+from skae import AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer
 
 
 @parametrize_with_checks(
@@ -11,6 +11,8 @@ from skae import AutoencoderImputer, AutoencoderTransformer
         AutoencoderTransformer(
             encoding_dim=2, hidden_layer_sizes=(8, 4), activation="tanh", early_stopping=True
         ),
+        AutoencoderOutlierDetector(),
+        AutoencoderOutlierDetector(contamination=0.1, hidden_layer_sizes=(8,), n_neighbors=5),
         AutoencoderImputer(),
         AutoencoderImputer(missing_values=-1, add_indicator=True, hidden_layer_sizes=(16,)),
     ]

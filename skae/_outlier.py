@@ -1,0 +1,543 @@
+"""Autoencoder as a scikit-learn outlier detector."""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import OutlierMixin
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+
+from skae._base import BaseAutoencoder
+from skae._batches import encode
+from skae._pca_start import location_scale
+from skae._threads import torch_threads
+
+# The modified z-score beyond which contamination="auto" flags a sample
+# (Iglewicz and Hoaglin, 1993).
+AUTO_CUTOFF = 3.5
+# The median absolute deviation of a normal distribution times this is its
+# standard deviation.
+MAD_TO_STD = 1.4826
+# Spreads of the score's terms below these are rounding: reconstruction
+# errors are compared in units of at least 1e-6 times the data's mean
+# variance (an RMS error of 0.1 % of the data's spread), local outlier
+# factors (1 for a typical sample) in units of at least 1e-3.
+RESIDUAL_FLOOR = 1e-6
+DENSITY_FLOOR = 1e-3
+
+
+def default_encoding_dim(n_samples, n_features):
+    """The "auto" code width.
+
+    At most 32 units, at least ``sqrt(n_features)`` dimensions left out of
+    the code, and at least 10 training samples per unit.
+    """
+    return max(1, min(32, n_features - math.ceil(math.sqrt(n_features)), n_samples // 10))
+
+
+def robust_location_scale(values, floor):
+    """Median and normal-consistent median absolute deviation of ``values``.
+
+    When more than half the values are equal, the deviation falls back to
+    the standard deviation. It is at least ``floor``, below which
+    differences are rounding, and 1 when all values and ``floor`` are 0.
+    """
+    location = float(np.median(values))
+    scale = MAD_TO_STD * float(np.median(np.abs(values - location)))
+    if not scale > 0:
+        scale = float(np.std(values))
+    scale = max(scale, floor)
+    return location, scale if scale > 0 else 1.0
+
+
+def auto_offset(scores):
+    """The threshold of contamination="auto" on the training samples' scores.
+
+    The median minus ``AUTO_CUTOFF`` robust standard deviations of the
+    scores below it: the scores are skewed, with a long tail of low scores,
+    and the spread of that side is the yardstick for it.
+    """
+    location = float(np.median(scores))
+    deviations = location - scores[scores <= location]
+    scale = MAD_TO_STD * float(np.median(deviations))
+    if not scale > 0:
+        scale = float(np.sqrt(np.mean(deviations**2)))
+    return location - AUTO_CUTOFF * scale
+
+
+class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
+    """Outlier detection with an autoencoder trained in PyTorch.
+
+    The autoencoder learns to reconstruct the training data through a
+    narrow code. A sample is scored on two counts: how badly the network
+    reconstructs it (it lies off the surface the training data lie on), and
+    how isolated its code is among the training samples' codes (it lies on
+    that surface, but where few training samples do), measured by the
+    local outlier factor of :class:`~sklearn.neighbors.LocalOutlierFactor`.
+    Each count is turned into a robust z-score, its deviation from the
+    training samples' median in units of their median absolute deviation,
+    and ``score_samples`` is minus their sum.
+
+    The estimator follows scikit-learn's outlier detectors, as
+    :class:`~sklearn.ensemble.IsolationForest` does: ``score_samples`` is
+    higher for more normal samples, ``decision_function`` is
+    ``score_samples - offset_`` and negative for outliers, and ``predict``
+    returns -1 for outliers and +1 for inliers.
+
+    The network is skae's autoencoder (see
+    :class:`~skae.AutoencoderTransformer`) with a code narrower than the
+    data by default: a code as wide as the data reconstructs everything
+    perfectly, and its reconstruction error tells nothing.
+
+    Parameters
+    ----------
+    contamination : "auto" or float, default="auto"
+        The expected fraction of outliers in the training data, which sets
+        ``offset_``. A float in (0, 0.5] makes ``offset_`` that quantile of
+        the training samples' scores, so that ``predict`` flags that
+        fraction of the training data. With "auto", ``offset_`` lies 3.5
+        robust standard deviations below the training samples' median
+        score, the cut-off of Iglewicz and Hoaglin's modified z-score; the
+        deviation is measured on the low side of the median (1.4826 times
+        the median distance to it of the scores below it), the side of the
+        scores' long tail. Gross outliers are flagged and few inliers: 0.5
+        % of clean Gaussian data, 3 to 4.5 % of breast cancer's benign
+        samples (and 50 to 87 % of the malignant ones), 1 to 5 % of an
+        MNIST digit's images.
+
+    n_neighbors : int, default=20
+        Number of neighbours of the local outlier factor of the codes, at
+        most the number of training samples minus one.
+
+    encoding_dim : int or "auto", default="auto"
+        Width of the code. "auto" is ``min(32, n_features -
+        ceil(sqrt(n_features)), n_samples // 10)``, at least 1: at most 32
+        units, at least ``sqrt(n_features)`` dimensions left out of the
+        code, where the reconstruction error lives, and at least 10
+        training samples per unit, so that the training samples are
+        reconstructed about as well as new ones. The width used is
+        ``n_components_``.
+
+    hidden_layer_sizes : array-like of int, default=()
+        Widths of the encoder's hidden layers, outermost first; the decoder
+        mirrors them. With ``init="pca"`` (the default) and a linear code,
+        they form a nonlinear correction beside the network's linear path.
+        The default is the linear path alone: on MNIST it scored as well as
+        a correction of 128 units, in a third of the time.
+
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers.
+
+    code_activation : {"identity", "relu", "tanh", "logistic", "elu", \
+            "gelu"}, default="identity"
+        Activation of the code layer.
+
+    output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
+        Activation of the reconstruction. "auto" is "clip" when the training
+        data lie in [0, 1] ("sigmoid" with ``loss="bce"``) and "identity"
+        otherwise. Training a clipped output moves the network away from
+        PCA's solution, and on images in [0, 1] it gave better scores than
+        PCA's.
+
+    loss : {"mse", "bce"}, default="mse"
+        Training loss: mean squared error, or binary cross-entropy, which
+        requires training data in [0, 1] and a sigmoid output. The
+        reconstruction error of the score is the squared error either way.
+
+    init : {"auto", "pca", "random"}, default="auto"
+        Initial weights. "pca" starts the network's linear path at the PCA
+        solution of the training data; "random" draws Glorot-uniform
+        weights. "auto" is "pca" when ``code_activation="identity"``,
+        "random" otherwise.
+
+    batch_size : int or "auto", default="auto"
+        Mini-batch size. "auto" is ``min(200, n_samples)``.
+
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. "auto" plans about 1000 mini-batch steps:
+        ``ceil(1000 / n_batches)`` epochs, at least 3 and at most 50.
+
+    learning_rate_init : float, default=3e-3
+        Adam's initial (peak, with "cosine") learning rate.
+
+    learning_rate : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule: "cosine" warms up over the first tenth of
+        the planned steps, then decays to zero at ``max_iter`` epochs;
+        "constant" keeps ``learning_rate_init``.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples at each epoch.
+
+    tol : float, default=1e-4
+        Training stops when the loss (or the validation score, with
+        ``early_stopping``) does not improve by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` before training stops.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data,
+        stop when its reconstruction error stops improving, and keep the
+        weights that scored best on it. The scores are calibrated on all
+        the training data either way.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out with ``early_stopping``.
+
+    noise : {"gaussian", "masking"} or None, default=None
+        Corruption of the inputs during training, for a denoising
+        autoencoder.
+
+    noise_level : float, default=0.1
+        Standard deviation (gaussian) or rate (masking) of the corruption.
+
+    warm_start : bool, default=False
+        When set to True, go on training the network of the previous call
+        to fit on the new data; the scores are calibrated on the new data.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines weight initialisation, the validation split and
+        shuffling. Pass an int for reproducible results across calls.
+
+    device : str, default="cpu"
+        Where to train: "cpu", "cuda", "cuda:<index>", "mps", or "auto".
+        The fitted network is kept on CPU.
+
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Precision of the matrix products while training. "auto" is
+        "bfloat16" for large float32 networks on hardware that multiplies
+        bfloat16 natively, and the data's own precision otherwise.
+
+    verbose : bool, default=False
+        Whether to print progress, one line per epoch.
+
+    Attributes
+    ----------
+    offset_ : float
+        Subtracted from ``score_samples`` to give ``decision_function``;
+        see ``contamination``.
+
+    n_components_ : int
+        Width of the code, ``encoding_dim`` resolved.
+
+    n_neighbors_ : int
+        Number of neighbours of the local outlier factor.
+
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`) or None
+        Decoder weights of the network's linear path, one row per code unit.
+
+    coefs_ : list of ndarray
+        Weight matrices of the network's linear layers, each of shape
+        (n_inputs, n_outputs).
+
+    intercepts_ : list of ndarray
+        Bias vectors of the same layers.
+
+    shift_ : ndarray of shape (`n_features_in_`,)
+        Subtracted from the inputs inside the network.
+
+    scale_ : float
+        Divides the shifted inputs inside the network.
+
+    module_ : torch.nn.Module
+        The trained network, on CPU, built from the fitted arrays when
+        first needed.
+
+    output_activation_ : str
+        The output activation used.
+
+    init_ : str
+        The initialisation used.
+
+    batch_size_ : int
+        The mini-batch size used.
+
+    max_iter_ : int
+        The maximum number of epochs used.
+
+    device_ : str
+        The device training ran on.
+
+    precision_ : str
+        The precision of the matrix products while training.
+
+    loss_curve_ : list of float
+        Mean training loss per element at the end of each epoch.
+
+    best_loss_ : float or None
+        The minimum of ``loss_curve_``; None with ``early_stopping``.
+
+    validation_scores_ : list of float or None
+        Negative mean squared reconstruction error on the validation set
+        after each epoch; None without ``early_stopping``.
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without ``early_stopping``.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    t_ : int
+        Number of training samples seen.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Outlier detection by random trees.
+    sklearn.neighbors.LocalOutlierFactor : Outlier detection by local
+        density, here applied to the codes.
+    AutoencoderTransformer : The autoencoder as a transformer, whose
+        ``score_samples`` is the reconstruction error alone.
+
+    Notes
+    -----
+    The defaults are skae's training defaults and a code without hidden
+    layers, chosen by measurement. Fitted on 5,000 images of each MNIST
+    digit and scoring 2,000 test images, they gave a mean AUROC of 0.975
+    over the ten digits; a 128-unit correction beside the linear path
+    gave 0.972 in three times the time, and trained for 100 epochs at a
+    constant learning rate of 1e-3 with early stopping, 0.973 in about
+    twenty times the time. The reconstruction error alone scored 0.953,
+    the local outlier factor of the codes alone 0.964.
+    ``benchmarks/bench_outliers.py`` compares the detector with
+    :class:`~sklearn.ensemble.IsolationForest`,
+    :class:`~sklearn.neighbors.LocalOutlierFactor` and PCA.
+
+    The training samples' codes are kept (``n_samples * n_components_``
+    floats): the local outlier factor of a new sample is computed among
+    them, so scoring costs grow with the training set, as
+    :class:`~sklearn.neighbors.LocalOutlierFactor`'s do. The score of a
+    training sample counts the sample among its own neighbours, as
+    ``LocalOutlierFactor(novelty=True).score_samples`` does, so that
+    ``predict`` on the training data flags the fraction
+    ``contamination`` asks for.
+
+    ``partial_fit`` is not available: the scores are calibrated on the
+    whole training set at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderOutlierDetector
+    >>> rng = np.random.RandomState(0)
+    >>> basis = rng.normal(size=(3, 10))
+    >>> X = rng.normal(size=(300, 3)) @ basis
+    >>> detector = AutoencoderOutlierDetector(random_state=0).fit(X)
+    >>> detector.n_components_
+    6
+    >>> X_new = np.vstack([[[0, 0, 0], [0.5, -0.5, 0.2]] @ basis, rng.normal(size=(2, 10))])
+    >>> detector.predict(X_new)
+    array([ 1,  1, -1, -1])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseAutoencoder._parameter_constraints,
+        "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    _state_names = (
+        *BaseAutoencoder._state_names,
+        "offset_",
+        "n_neighbors_",
+        "_train_codes",
+        "_score_location",
+        "_score_scale",
+    )
+
+    def __init__(
+        self,
+        *,
+        contamination="auto",
+        n_neighbors=20,
+        encoding_dim="auto",
+        hidden_layer_sizes=(),
+        activation="relu",
+        code_activation="identity",
+        output_activation="auto",
+        loss="mse",
+        init="auto",
+        batch_size="auto",
+        max_iter="auto",
+        learning_rate_init=3e-3,
+        learning_rate="cosine",
+        alpha=0.0,
+        shuffle=True,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        noise=None,
+        noise_level=0.1,
+        warm_start=False,
+        random_state=None,
+        device="cpu",
+        precision="auto",
+        verbose=False,
+    ):
+        super().__init__(
+            encoding_dim,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            code_activation=code_activation,
+            output_activation=output_activation,
+            loss=loss,
+            init=init,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            learning_rate_init=learning_rate_init,
+            learning_rate=learning_rate,
+            alpha=alpha,
+            shuffle=shuffle,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            noise=noise,
+            noise_level=noise_level,
+            warm_start=warm_start,
+            random_state=random_state,
+            device=device,
+            precision=precision,
+            verbose=verbose,
+        )
+        self.contamination = contamination
+        self.n_neighbors = n_neighbors
+
+    # The fit path: the base trains the network, then the scores are calibrated.
+
+    def _fit(self, X, *, first_call, incremental):
+        n_samples = X.shape[0]
+        if n_samples < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to compare them; got "
+                f"n_samples = {n_samples}."
+            )
+        super()._fit(X, first_call=first_call, incremental=incremental)
+        self.n_neighbors_ = min(self.n_neighbors, n_samples - 1)
+        self._train_codes = self._codes(X)
+        self._lof = self._fit_density()
+        terms = self._terms(X, self._train_codes)
+        _, data_scale = location_scale(X)
+        residual = robust_location_scale(terms[:, 0], RESIDUAL_FLOOR * data_scale**2)
+        density = robust_location_scale(terms[:, 1], DENSITY_FLOOR)
+        self._score_location = np.array([residual[0], density[0]])
+        self._score_scale = np.array([residual[1], density[1]])
+        scores = self._combine(terms)
+        if self.contamination == "auto":
+            self.offset_ = auto_offset(scores)
+        else:
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        return self
+
+    def _encoding_dim(self, X):
+        if self.encoding_dim != "auto":
+            return self.encoding_dim
+        if X is None:
+            return self._network_spec["encoding_dim"]
+        return default_encoding_dim(*X.shape)
+
+    @available_if(lambda self: False)
+    def partial_fit(self, X, y=None):
+        """Not available: the scores are calibrated on the whole training set."""
+
+    # Scores
+
+    def _codes(self, X):
+        with torch_threads(self._work(X)):
+            return encode(self.module_, X).astype(np.float64, copy=False)
+
+    def _fit_density(self):
+        return LocalOutlierFactor(n_neighbors=self.n_neighbors_, novelty=True).fit(
+            self._train_codes
+        )
+
+    def _density(self):
+        """The local outlier factor fitted on the training codes, rebuilt when needed."""
+        lof = self.__dict__.get("_lof")
+        if lof is None:
+            lof = self._lof = self._fit_density()
+        return lof
+
+    def _terms(self, X, codes=None):
+        """Reconstruction error and local outlier factor of the code, one row per sample."""
+        residual = self._reconstruction_error(X)
+        if codes is None:
+            codes = self._codes(X)
+        density = -self._density().score_samples(codes)
+        return np.column_stack([residual, density])
+
+    def _combine(self, terms):
+        return -((terms - self._score_location) / self._score_scale).sum(axis=1)
+
+    def score_samples(self, X):
+        """Normality of each sample: the higher, the more normal.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Minus the sum of the robust z-scores of the reconstruction error
+            and of the code's local outlier factor.
+        """
+        X = self._validate_for_inference(X)
+        return self._combine(self._terms(X))
+
+    def decision_function(self, X):
+        """Score of each sample shifted by ``offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Whether each sample is an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            -1 for outliers, +1 for inliers.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # The local outlier factor is rebuilt from the training codes.
+        state.pop("_lof", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

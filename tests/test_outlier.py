@@ -1,0 +1,208 @@
+"""Tests of AutoencoderOutlierDetector."""
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
+
+# Enough training for the small data sets below, in a fraction of a second.
+FAST = dict(max_iter=5, random_state=0)
+
+
+def planted(n_inliers=400, n_outliers=10, n_features=20, rank=3, seed=0):
+    """Data near a rank-3 subspace, and a few points off it with the same norm.
+
+    Returns X (the outliers last) and y, 1 for the planted outliers.
+    """
+    rng = np.random.RandomState(seed)
+    basis = np.linalg.qr(rng.normal(size=(n_features, n_features)))[0]
+    inliers = rng.normal(size=(n_inliers, rank)) * [3.0, 2.0, 1.0] @ basis[:, :rank].T
+    inliers += 0.05 * rng.normal(size=inliers.shape)
+    # Off the subspace: in the orthogonal complement, as far from the mean as
+    # a typical inlier.
+    directions = rng.normal(size=(n_outliers, n_features - rank)) @ basis[:, rank:].T
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    outliers = directions * np.median(np.linalg.norm(inliers, axis=1))
+    X = np.vstack([inliers, outliers]) + 1.0
+    y = np.r_[np.zeros(n_inliers), np.ones(n_outliers)].astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, _ = data
+    return AutoencoderOutlierDetector(**FAST).fit(X)
+
+
+def test_outlier_detector_contract(data, fitted):
+    X, _ = data
+    scores = fitted.score_samples(X)
+    decision = fitted.decision_function(X)
+    labels = fitted.predict(X)
+    assert scores.shape == decision.shape == labels.shape == (X.shape[0],)
+    assert scores.dtype == decision.dtype == np.float64
+    assert labels.dtype.kind == "i"
+    assert set(np.unique(labels)) == {-1, 1}
+    assert isinstance(fitted.offset_, float)
+    np.testing.assert_array_equal(decision, scores - fitted.offset_)
+    np.testing.assert_array_equal(labels, np.where(decision < 0, -1, 1))
+    assert fitted.n_iter_ >= 1
+    np.testing.assert_array_equal(AutoencoderOutlierDetector(**FAST).fit_predict(X), labels)
+
+
+def test_float32_data_gets_float64_scores(data):
+    X, _ = data
+    detector = AutoencoderOutlierDetector(**FAST).fit(X.astype(np.float32))
+    assert detector.coefs_[0].dtype == np.float32
+    assert detector.score_samples(X.astype(np.float32)).dtype == np.float64
+
+
+@pytest.mark.parametrize("contamination", [0.05, 0.2])
+def test_contamination_is_the_fraction_of_training_data_flagged(contamination):
+    X = np.random.RandomState(0).normal(size=(500, 10))
+    detector = AutoencoderOutlierDetector(contamination=contamination, **FAST).fit(X)
+    flagged = np.mean(detector.predict(X) == -1)
+    assert abs(flagged - contamination) <= 0.01
+
+
+def test_planted_outliers_rank_first(data, fitted):
+    X, y = data
+    assert roc_auc_score(y, -fitted.score_samples(X)) > 0.99
+    # The "auto" threshold flags every planted outlier and few inliers.
+    labels = fitted.predict(X)
+    assert np.all(labels[y == 1] == -1)
+    assert np.mean(labels[y == 0] == -1) < 0.05
+
+
+def test_outliers_in_an_empty_region_of_the_subspace_rank_first():
+    # Two clusters on a plane in 10 dimensions, and outliers on the plane
+    # between them: reconstructed as well as the inliers, but their codes
+    # have no training samples around them.
+    rng = np.random.RandomState(0)
+    basis = np.linalg.qr(rng.normal(size=(10, 2)))[0].T
+    clusters = [center + 0.5 * rng.normal(size=(200, 2)) for center in ([-4, 0], [4, 0])]
+    between = rng.uniform(-1.5, 1.5, size=(10, 2))
+    X = np.vstack([*clusters, between]) @ basis + 0.01 * rng.normal(size=(410, 10))
+    y = np.r_[np.zeros(400), np.ones(10)]
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert roc_auc_score(y, -detector.score_samples(X)) > 0.95
+    # The reconstruction error alone does not find them.
+    autoencoder = AutoencoderTransformer(detector.n_components_, **FAST).fit(X)
+    assert roc_auc_score(y, -autoencoder.score_samples(X)) < 0.8
+
+
+def test_planted_outliers_rank_first_as_novelties(data):
+    X, y = data
+    new, y_new = planted(n_inliers=200, n_outliers=20, seed=1)
+    # The same subspace as the training data, new samples.
+    new, y_new = np.vstack([X[y == 0][:200], new[y_new == 1]]), np.r_[np.zeros(200), np.ones(20)]
+    detector = AutoencoderOutlierDetector(**FAST).fit(X[y == 0])
+    assert roc_auc_score(y_new, -detector.score_samples(new)) > 0.99
+
+
+def test_auto_threshold_flags_few_samples_of_clean_data():
+    X = np.random.RandomState(0).normal(size=(1000, 8))
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert np.mean(detector.predict(X) == -1) < 0.02
+
+
+@pytest.mark.parametrize(
+    "shape, encoding_dim",
+    [
+        ((400, 30), 24),
+        ((400, 4), 2),
+        ((400, 100), 32),
+        ((120, 64), 12),
+        ((15, 30), 1),
+        ((50, 1), 1),
+    ],
+)
+def test_auto_code_is_narrower_than_the_data(shape, encoding_dim):
+    X = np.random.RandomState(0).normal(size=shape)
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert detector.n_components_ == encoding_dim
+    assert detector.get_params()["encoding_dim"] == "auto"
+
+
+def test_explicit_code_width_is_used(data):
+    X, _ = data
+    detector = AutoencoderOutlierDetector(encoding_dim=3, **FAST).fit(X)
+    assert detector.n_components_ == 3
+
+
+def test_works_after_a_scaler_in_a_pipeline():
+    X, y = planted()
+    X = X * np.linspace(1, 100, X.shape[1])
+    pipeline = make_pipeline(StandardScaler(), AutoencoderOutlierDetector(**FAST)).fit(X)
+    assert roc_auc_score(y, -pipeline.score_samples(X)) > 0.99
+    assert set(np.unique(pipeline.predict(X))) == {-1, 1}
+
+
+def test_save_and_load_give_bit_identical_scores(data, fitted):
+    X, _ = data
+    buffer = io.BytesIO()
+    save(fitted, buffer)
+    restored = load(buffer)
+    assert "_lof" not in vars(restored)
+    np.testing.assert_array_equal(restored.score_samples(X), fitted.score_samples(X))
+    assert restored.offset_ == fitted.offset_
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+
+
+def test_pickle_gives_bit_identical_scores_without_torch_objects(data, fitted):
+    X, _ = data
+    fitted.score_samples(X[:5])  # builds and caches the network and the neighbours
+    data_ = pickle.dumps(fitted)
+    assert b"torch" not in data_
+    assert b"LocalOutlierFactor" not in data_
+    np.testing.assert_array_equal(pickle.loads(data_).score_samples(X), fitted.score_samples(X))
+
+
+@pytest.mark.parametrize("contamination", [0, -0.1, 0.6, "high", None])
+def test_invalid_contamination_is_refused_at_fit(data, contamination):
+    X, _ = data
+    detector = AutoencoderOutlierDetector(contamination=contamination)
+    with pytest.raises(InvalidParameterError, match="'contamination' parameter"):
+        detector.fit(X)
+    assert not hasattr(detector, "offset_")
+
+
+def test_failed_refit_leaves_the_fitted_detector_as_it_was(data):
+    X, _ = data
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    scores = detector.score_samples(X)
+    state = dict(vars(detector))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        detector.fit(bad)
+    assert vars(detector).keys() == state.keys()
+    np.testing.assert_array_equal(detector.score_samples(X), scores)
+
+
+def test_one_sample_is_refused():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        AutoencoderOutlierDetector(**FAST).fit(np.ones((1, 3)))
+
+
+def test_scores_need_the_training_width(fitted, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="features"):
+        fitted.score_samples(X[:, :5])
+
+
+def test_no_partial_fit():
+    # The scores are calibrated on the whole training set at once.
+    assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
