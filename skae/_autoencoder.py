@@ -34,8 +34,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         dimensions, and the others start small and random.
 
     hidden_layer_sizes : array-like of int, default=()
-        Widths of the encoder's hidden layers, outermost first. The decoder
-        mirrors them: ``(256, 64)`` with ``encoding_dim=16`` on 784 features
+        Widths of hidden layers, outermost first; the decoder mirrors them.
+        Started at PCA (``init="auto"`` or "pca", a linear code), they form
+        a perceptron on each side of the linear path, ``n_features ->
+        hidden -> encoding_dim`` added to the linear code and ``encoding_dim
+        -> reversed hidden -> n_features`` added to the linear
+        reconstruction, whose last layers start at zero: training begins
+        exactly where PCA ends. With ``init="random"`` they are stacked as in
+        the tutorials: ``(256, 64)`` with ``encoding_dim=16`` on 784 features
         builds 784-256-64-16-64-256-784.
 
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
@@ -60,13 +66,17 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         requires training data in [0, 1] and a sigmoid output.
 
     init : {"auto", "pca", "random"}, default="auto"
-        Initial weights. "pca" starts a network without hidden layers at the
-        PCA solution of the training data; "random" draws Glorot-uniform
-        weights. "auto" is "pca" when ``hidden_layer_sizes`` is empty and
-        ``code_activation="identity"``, "random" otherwise.
+        Initial weights. "pca" starts the network's linear path at the PCA
+        solution of the training data (with hidden layers, beside
+        perceptrons whose last layers start at zero); "random" builds the
+        stacked network of the tutorials with Glorot-uniform weights.
+        "auto" is "pca" for ``code_activation="identity"``, "random"
+        otherwise.
 
     batch_size : int or "auto", default="auto"
-        Mini-batch size. "auto" is ``min(200, n_samples)``.
+        Mini-batch size. "auto" is ``min(200, n_samples)``; a fit (not
+        ``partial_fit``) on small data gets at least ten mini-batches an
+        epoch, of no fewer than 32 rows.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
@@ -104,13 +114,18 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_iter_no_change : int, default=10
         Epochs without improvement by ``tol`` before training stops.
 
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data,
         stop when its reconstruction error stops improving, and keep the
-        weights that scored best on it.
+        weights that scored best on it, if they beat the starting weights
+        on it by a paired test (1.5 standard errors of the per-row
+        difference); otherwise the network starts again from all the rows.
+        "auto" does so for a network with hidden layers beside its PCA
+        path, where the data leave rows for both parts.
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out with ``early_stopping``.
+        Fraction of the training data held out with ``early_stopping``; at
+        least 30 rows (a quarter of the rows on small data) are held out.
 
     noise : {"gaussian", "masking"} or None, default=None
         Corruption of the inputs during training, for a denoising
@@ -136,6 +151,17 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         (CUDA, then MPS, then CPU, whichever is available first). The fitted
         network is kept on CPU, so that a model trained on a GPU loads and
         transforms on any machine.
+
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Precision of the matrix products in training. "bfloat16" keeps the
+        weights, the optimizer's state and the loss in float32 and computes
+        the products from a bfloat16 copy of the weights, made once a step;
+        it needs float32 data. "auto" is "bfloat16" for a float32 network of
+        over a million parameters on a CPU with AMX or a CUDA device that
+        supports it, and the data's own precision otherwise: without a
+        matrix engine, bfloat16 products are no faster than float32 ones.
+        ``transform`` and the other methods always compute in the data's
+        precision.
 
     verbose : bool, default=False
         Whether to print progress, one line per epoch.
@@ -182,6 +208,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     max_iter_ : int
         The maximum number of epochs used.
+
+    precision_ : {"float32", "float64", "bfloat16"}
+        The precision of the matrix products in training.
 
     device_ : str
         The device training ran on, such as "cpu" or "cuda:0".
