@@ -347,6 +347,7 @@ def grid_search_s(X, n_jobs, refit=True):
 DEEP = dict(
     encoding_dim=30,
     hidden_layer_sizes=(1000, 500, 250),
+    init="random",
     activation="tanh",
     output_activation="sigmoid",
     loss="bce",
