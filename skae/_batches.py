@@ -48,6 +48,9 @@ class MaskedPairs:
     def dtype(self):
         return self.inputs.dtype
 
+    def __getitem__(self, rows):
+        return MaskedPairs(self.inputs[rows], self.targets[rows], self.mask[rows])
+
     @property
     def entries_per_row(self):
         """Mean number of scored entries per row, at least a tiny positive number."""
