@@ -20,6 +20,7 @@ Import the constants and plain helpers below with ``from conftest import
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 from skae import _optim, _training
@@ -50,6 +51,35 @@ def principal_angle_sines(A, B):
     qb = np.linalg.qr(np.asarray(B, dtype=np.float64).T)[0]
     cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
     return np.sqrt(np.clip(1 - cosines**2, 0, None))
+
+
+def assert_same(value, expected, name):
+    """Assert that ``value`` is ``expected``, exactly: same types, equal arrays.
+
+    Recurses into dicts, lists and tuples; a tensor must equal its expected
+    tensor, and a ``(module, weights)`` pair stands for a torch module that
+    must be the same object, holding the same weights.
+    """
+    if isinstance(expected, tuple) and expected and isinstance(expected[0], torch.nn.Module):
+        module, weights = expected
+        assert value is module, name
+        for key, tensor in weights.items():
+            assert torch.equal(value.state_dict()[key], tensor), f"{name}.{key}"
+    elif isinstance(expected, torch.Tensor):
+        assert torch.equal(value, expected), name
+    elif isinstance(expected, dict):
+        assert isinstance(value, dict) and value.keys() == expected.keys(), name
+        for key in expected:
+            assert_same(value[key], expected[key], f"{name}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert type(value) is type(expected) and len(value) == len(expected), name
+        for i, (a, b) in enumerate(zip(value, expected, strict=True)):
+            assert_same(a, b, f"{name}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        assert isinstance(value, np.ndarray) and value.dtype == expected.dtype, name
+        np.testing.assert_array_equal(value, expected, err_msg=name)
+    else:
+        assert type(value) is type(expected) and value == expected, name
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from conftest import QUICK
+from conftest import QUICK, assert_same
 from skae import AutoencoderTransformer, load, save
 
 # What fails and how: a refit on data that a clipped output cannot
@@ -29,33 +29,10 @@ def _snapshot(estimator):
     return state
 
 
-def _assert_equal(value, expected, name):
-    if isinstance(expected, tuple) and expected and isinstance(expected[0], torch.nn.Module):
-        module, weights = expected
-        assert value is module, name
-        for key, tensor in weights.items():
-            assert torch.equal(value.state_dict()[key], tensor), f"{name}.{key}"
-    elif isinstance(expected, torch.Tensor):
-        assert torch.equal(value, expected), name
-    elif isinstance(expected, dict):
-        assert isinstance(value, dict) and value.keys() == expected.keys(), name
-        for key in expected:
-            _assert_equal(value[key], expected[key], f"{name}[{key!r}]")
-    elif isinstance(expected, (list, tuple)):
-        assert type(value) is type(expected) and len(value) == len(expected), name
-        for i, (a, b) in enumerate(zip(value, expected, strict=True)):
-            _assert_equal(a, b, f"{name}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        assert isinstance(value, np.ndarray) and value.dtype == expected.dtype, name
-        np.testing.assert_array_equal(value, expected, err_msg=name)
-    else:
-        assert type(value) is type(expected) and value == expected, name
-
-
 def _assert_unchanged(estimator, snapshot):
     assert sorted(vars(estimator)) == sorted(snapshot)
     for name, expected in snapshot.items():
-        _assert_equal(vars(estimator)[name], expected, name)
+        assert_same(vars(estimator)[name], expected, name)
 
 
 def _fail_in_training(*args, **kwargs):

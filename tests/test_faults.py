@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from conftest import DIVERGED, DIVERGING, QUICK
+from conftest import DIVERGED, DIVERGING, QUICK, assert_same
 from skae import AutoencoderTransformer
 
 
@@ -23,32 +23,13 @@ def _state(estimator):
     return state
 
 
-def _assert_equal(value, expected, name):
-    if isinstance(expected, torch.Tensor):
-        assert torch.equal(value, expected), name
-    elif isinstance(expected, dict):
-        assert value.keys() == expected.keys(), name
-        for key in expected:
-            _assert_equal(value[key], expected[key], f"{name}[{key!r}]")
-    elif isinstance(expected, (list, tuple)):
-        assert type(value) is type(expected) and len(value) == len(expected), name
-        for i, (a, b) in enumerate(zip(value, expected, strict=True)):
-            _assert_equal(a, b, f"{name}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        assert isinstance(value, np.ndarray) and value.dtype == expected.dtype, name
-        np.testing.assert_array_equal(value, expected, err_msg=name)
-    else:
-        assert value == expected, name
-        assert type(value) is type(expected), name
-
-
 def _assert_same_state(estimator, state, ignore=()):
     assert set(vars(estimator)) - set(ignore) == set(state)
     for name, expected in state.items():
         value = getattr(estimator, name)
         if isinstance(value, torch.nn.Module):
             value = value.state_dict()
-        _assert_equal(value, expected, name)
+        assert_same(value, expected, name)
 
 
 def test_interrupted_partial_fit_keeps_the_previous_weights(digits, interrupt_at):

@@ -19,7 +19,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from conftest import QUICK
+from conftest import QUICK, assert_same
 from skae import AutoencoderTransformer, load, save
 
 
@@ -48,30 +48,13 @@ def _with_metadata(data, change):
     return _rewrite(data, **{"metadata.json": json.dumps(metadata)})
 
 
-def _assert_equal(value, expected, name):
-    if isinstance(expected, dict):
-        assert isinstance(value, dict) and value.keys() == expected.keys(), name
-        for key in expected:
-            _assert_equal(value[key], expected[key], f"{name}[{key!r}]")
-    elif isinstance(expected, (list, tuple)):
-        assert type(value) is type(expected) and len(value) == len(expected), name
-        for i, (a, b) in enumerate(zip(value, expected, strict=True)):
-            _assert_equal(a, b, f"{name}[{i}]")
-    elif isinstance(expected, np.ndarray):
-        assert isinstance(value, np.ndarray) and value.dtype == expected.dtype, name
-        np.testing.assert_array_equal(value, expected, err_msg=name)
-    else:
-        assert value == expected, name
-        assert type(value) is type(expected), name
-
-
 def _assert_same_state(restored, original):
     assert restored.get_params() == original.get_params()
     # The network is rebuilt from the fitted arrays; ``_module`` caches it.
     assert set(vars(restored)) - {"_module"} == set(vars(original)) - {"_module"}
     for name, value in vars(original).items():
         if name != "_module":
-            _assert_equal(getattr(restored, name), value, name)
+            assert_same(getattr(restored, name), value, name)
     if hasattr(original, "coefs_"):
         module, other = original.module_, restored.module_
         assert repr(other) == repr(module) and other.spec == module.spec
