@@ -1,12 +1,11 @@
 """Autoencoder as a scikit-learn transformer."""
 
 import numpy as np
-import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skae._base import BaseAutoencoder
-from skae._batches import as_tensor, encode
+from skae._batches import decode, encode
 from skae._threads import torch_threads
 
 
@@ -308,9 +307,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"X has {X.shape[1]} features, but {self.__class__.__name__} "
                 f"decodes codes of {self.n_components_} features."
             )
-        codes = as_tensor(X).to(self.module_.dtype)
-        with torch.no_grad(), torch_threads(self._work(X)):
-            return self.module_.decode(codes).numpy().astype(X.dtype, copy=False)
+        with torch_threads(self._work(X)):
+            return decode(self.module_, X)
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each sample.

@@ -145,6 +145,24 @@ def encode(module, X):
     return torch.cat(codes).numpy().astype(X.dtype, copy=False)
 
 
+@torch.no_grad()
+def decode(module, codes):
+    """Reconstructions of dense ``codes``, in their dtype, a bounded pass at a time.
+
+    The output is allocated once; each pass's hidden activations are bounded
+    by the widest layer, as when encoding.
+    """
+    out = np.empty((codes.shape[0], module.n_features), dtype=codes.dtype)
+    rows = inference_rows(_widest(module, codes), _numpy_dtype(module))
+    for start, batch in zip(
+        range(0, codes.shape[0], rows),
+        iter_rows(codes, rows, device="cpu", dtype=module.dtype),
+        strict=True,
+    ):
+        out[start : start + batch.shape[0]] = module.decode(batch).numpy()
+    return out
+
+
 def iter_pairs(X, batch_size, *, device, dtype=None):
     """Yield (inputs, targets, mask) of consecutive rows of X.
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, _batches
 from skae._batches import INFERENCE_BYTES, INFERENCE_ROWS, inference_rows
 
 
@@ -52,3 +52,22 @@ def test_wide_sparse_input_is_densified_a_bounded_pass_at_a_time(wide, densified
     # The passes give what one pass over all rows gives.
     expected = getattr(ae, method)(X.toarray())
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_inverse_transform_decodes_a_bounded_pass_at_a_time(monkeypatch):
+    X = np.random.RandomState(0).rand(50, 12).astype(np.float32)
+    ae = AutoencoderTransformer(3, hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)
+    codes = ae.transform(X)
+    whole = ae.inverse_transform(codes)
+    passes = []
+    original = _batches.iter_rows
+
+    def recording(X, batch_size, **kwargs):
+        for batch in original(X, batch_size, **kwargs):
+            passes.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(_batches, "inference_rows", lambda width, dtype: 7)
+    monkeypatch.setattr(_batches, "iter_rows", recording)
+    np.testing.assert_array_equal(ae.inverse_transform(codes), whole)
+    assert passes == [7] * 7 + [1]
