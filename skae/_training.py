@@ -135,7 +135,10 @@ def _start_losses(module, X, options, generator, device):
     if options.noise is not None:
         generator = torch.Generator().set_state(generator.get_state())
     total, null = 0.0, 0.0
-    rows = inference_rows(X.shape[1], np.float32 if module.dtype == torch.float32 else np.float64)
+    # Passes of an eighth of the usual rows: their few temporaries stay small
+    # beside the data, which a fit should not double.
+    dtype = np.float32 if module.dtype == torch.float32 else np.float64
+    rows = max(1, inference_rows(X.shape[1], dtype) // 8)
     # Every k-th row, at most START_ROWS of them: an estimate as good as the
     # epochs' mean losses it is compared with, at a fraction of an epoch's cost.
     X = X[:: -(-X.shape[0] // START_ROWS)]
