@@ -129,14 +129,17 @@ class Autoencoder(nn.Module):
         self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
         self.activation = activation
         self.code_activation = code_activation
-        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
-        self.encoder = _stack(widths, activation, code_activation, dtype=dtype)
-        self.decoder = _stack(widths[::-1], activation, "identity", dtype=dtype)
         self.output_activation = output_activation
+        self._build_layers([n_features, *self.hidden_layer_sizes, encoding_dim], dtype)
         if shift is None:
             shift = torch.zeros(n_features, dtype=dtype)
         self.register_buffer("shift", torch.as_tensor(shift, dtype=dtype))
         self.register_buffer("scale", torch.tensor(scale, dtype=dtype))
+
+    def _build_layers(self, widths, dtype):
+        """The layers for ``widths``, from the input through the hidden layers to the code."""
+        self.encoder = _stack(widths, self.activation, self.code_activation, dtype=dtype)
+        self.decoder = _stack(widths[::-1], self.activation, "identity", dtype=dtype)
 
     @property
     def dtype(self):
@@ -308,34 +311,14 @@ class ResidualAutoencoder(Autoencoder):
 
     kind = "residual"
 
-    def __init__(
-        self,
-        n_features,
-        encoding_dim,
-        hidden_layer_sizes,
-        activation,
-        code_activation,
-        output_activation,
-        dtype,
-        shift=None,
-        scale=1.0,
-    ):
-        nn.Module.__init__(self)
-        if code_activation != "identity":
+    def _build_layers(self, widths, dtype):
+        if self.code_activation != "identity":
             raise ValueError("A residual autoencoder has a linear code.")
-        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
-        self.activation = activation
-        self.code_activation = code_activation
-        self.output_activation = output_activation
-        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
+        n_features, encoding_dim = widths[0], widths[-1]
         self.encoder = _linear(n_features, encoding_dim, dtype=dtype)
-        self.encoder_branch = _branch(widths, activation, dtype=dtype)
+        self.encoder_branch = _branch(widths, self.activation, dtype=dtype)
         self.decoder = _linear(encoding_dim, n_features, dtype=dtype)
-        self.decoder_branch = _branch(widths[::-1], activation, dtype=dtype)
-        if shift is None:
-            shift = torch.zeros(n_features, dtype=dtype)
-        self.register_buffer("shift", torch.as_tensor(shift, dtype=dtype))
-        self.register_buffer("scale", torch.tensor(scale, dtype=dtype))
+        self.decoder_branch = _branch(widths[::-1], self.activation, dtype=dtype)
         self.register_buffer("code_scale", torch.ones(encoding_dim, dtype=dtype))
 
     @property
