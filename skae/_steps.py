@@ -66,54 +66,39 @@ class AutogradStep:
         self.autocast = options.precision == "bfloat16"
 
     def __call__(self, rows):
-        if self.pairs is not None:
-            return self._masked(rows)
         module = self.module
-        batch = take(self.X, self.dense, rows).to(self.device, non_blocking=True)
-        inputs = batch
-        if self.noise is not None:
-            inputs = corrupt(batch, self.noise, self.noise_level, self.generator)
-        if self.normalized:
-            batch = module.normalize(batch)
-            inputs = batch if self.noise is None else module.normalize(inputs)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = module(inputs)
-        logits = logits.to(batch.dtype)
-        if self.loss == "bce":
-            batch_loss = F.binary_cross_entropy_with_logits(logits, batch)
+        if self.pairs is None:
+            targets = take(self.X, self.dense, rows).to(self.device, non_blocking=True)
+            inputs, mask = targets, None
         else:
-            batch_loss = F.mse_loss(module.activate(logits), batch)
-        grads = torch.autograd.grad(batch_loss, self.params)
-        torch._foreach_copy_(self.grads, grads)
-        if self.alpha:
-            with torch.no_grad():
-                torch._foreach_add_(
-                    self.weight_grads, self.weights, alpha=self.alpha / batch.shape[0]
-                )
-        return batch_loss.detach() * batch.numel()
-
-    def _masked(self, rows):
-        """The step for masked pairs: the squared error on the masked entries only."""
-        module = self.module
-        inputs, targets, mask = (
-            take(None, array, rows).to(self.device, non_blocking=True) for array in self.pairs
-        )
+            inputs, targets, mask = (
+                take(None, array, rows).to(self.device, non_blocking=True) for array in self.pairs
+            )
+        clean = inputs is targets
         if self.noise is not None:
-            inputs = corrupt(inputs, self.noise, self.noise_level, self.generator)
+            inputs, clean = corrupt(inputs, self.noise, self.noise_level, self.generator), False
         if self.normalized:
-            inputs, targets = module.normalize(inputs), module.normalize(targets)
+            targets = module.normalize(targets)
+            inputs = targets if clean else module.normalize(inputs)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = module(inputs)
-        squares = (module.activate(logits.to(targets.dtype)) - targets).square() * mask
-        total = squares.sum()
-        grads = torch.autograd.grad(total / mask.sum().clamp(min=1), self.params)
+        logits = logits.to(targets.dtype)
+        if mask is not None:
+            # The squared error on the masked entries only.
+            total = ((module.activate(logits) - targets).square() * mask).sum()
+            objective = total / mask.sum().clamp(min=1)
+        elif self.loss == "bce":
+            objective = F.binary_cross_entropy_with_logits(logits, targets)
+        else:
+            objective = F.mse_loss(module.activate(logits), targets)
+        grads = torch.autograd.grad(objective, self.params)
         torch._foreach_copy_(self.grads, grads)
         if self.alpha:
             with torch.no_grad():
                 torch._foreach_add_(
-                    self.weight_grads, self.weights, alpha=self.alpha / inputs.shape[0]
+                    self.weight_grads, self.weights, alpha=self.alpha / targets.shape[0]
                 )
-        return total.detach()
+        return total.detach() if mask is not None else objective.detach() * targets.numel()
 
 
 class LinearStep:
