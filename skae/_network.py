@@ -12,7 +12,10 @@ members, never through its layer layout:
 - ``dtype``;
 - ``linear_path``: the encoder and decoder layers of the network's linear
   part, which a PCA start sets, or None; ``is_linear``: whether the network
-  is that linear part alone;
+  is that linear part alone; ``branches``: the encoder's and decoder's
+  perceptrons beside the linear path (``nn.Sequential`` of linear layers
+  and activations), or None, and ``code_scale`` that divides the codes
+  the decoder's perceptron sees;
 - ``init_random(generator)``;
 - ``spec``, ``to_arrays()`` and ``load_arrays(...)``: a description of plain
   values and the weights as numpy arrays, from which :func:`build_network`
@@ -205,6 +208,11 @@ class Autoencoder(nn.Module):
         """Whether the network is one linear layer each way, nothing else."""
         return len(self.encoder) == 1 and len(self.decoder) == 1
 
+    @property
+    def branches(self):
+        """The perceptrons beside the linear path: none in a stacked network."""
+        return None
+
     def init_random(self, generator):
         """Glorot-uniform weights and zero biases, drawn from ``generator``."""
         with torch.no_grad():
@@ -342,6 +350,10 @@ class ResidualAutoencoder(Autoencoder):
     @property
     def linear_path(self):
         return self.encoder, self.decoder
+
+    @property
+    def branches(self):
+        return self.encoder_branch, self.decoder_branch
 
     @torch.no_grad()
     def set_code_scale(self, sample):

@@ -1,4 +1,4 @@
-"""One mini-batch's loss and gradients: by autograd, or by formulas for a linear network.
+"""One mini-batch's loss and gradients: by autograd, or by formulas worked out by hand.
 
 A step is called with a selection of rows; it writes the gradients of the
 objective (loss plus L2 penalty) to the flat gradient tensor and returns the
@@ -9,6 +9,7 @@ contract of :mod:`skae._network`.
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from skae._batches import MaskedPairs, as_tensor, take
 from skae._optim import views
@@ -65,7 +66,8 @@ class AutogradStep:
         # taken in full precision.
         self.autocast = options.precision == "bfloat16"
 
-    def __call__(self, rows):
+    def batch(self, rows):
+        """Normalised inputs, targets and mask (None for plain rows) of the selected rows."""
         module = self.module
         if self.pairs is None:
             targets = take(self.X, self.dense, rows).to(self.device, non_blocking=True)
@@ -80,6 +82,17 @@ class AutogradStep:
         if self.normalized:
             targets = module.normalize(targets)
             inputs = targets if clean else module.normalize(inputs)
+        return inputs, targets, mask
+
+    def penalize(self, n_rows):
+        """Add the L2 penalty's gradient, alpha * W / n_rows, to the weights' gradients."""
+        if self.alpha:
+            with torch.no_grad():
+                torch._foreach_add_(self.weight_grads, self.weights, alpha=self.alpha / n_rows)
+
+    def __call__(self, rows):
+        module = self.module
+        inputs, targets, mask = self.batch(rows)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = module(inputs)
         logits = logits.to(targets.dtype)
@@ -93,12 +106,152 @@ class AutogradStep:
             objective = F.mse_loss(module.activate(logits), targets)
         grads = torch.autograd.grad(objective, self.params)
         torch._foreach_copy_(self.grads, grads)
-        if self.alpha:
-            with torch.no_grad():
-                torch._foreach_add_(
-                    self.weight_grads, self.weights, alpha=self.alpha / targets.shape[0]
-                )
+        self.penalize(targets.shape[0])
         return total.detach() if mask is not None else objective.detach() * targets.numel()
+
+
+# The derivative of each hidden activation, applied to the gradient of its
+# output, from its input ("pre") or its output ("out").
+_ACTIVATION_BACKWARD = {
+    nn.ReLU: lambda grad, pre, out: torch.ops.aten.threshold_backward(grad, out, 0.0),
+    nn.Tanh: lambda grad, pre, out: torch.ops.aten.tanh_backward(grad, out),
+    nn.Sigmoid: lambda grad, pre, out: torch.ops.aten.sigmoid_backward(grad, out),
+    nn.ELU: lambda grad, pre, out: torch.ops.aten.elu_backward(grad, 1.0, 1, 1, True, out),
+    nn.GELU: lambda grad, pre, out: torch.ops.aten.gelu_backward(grad, pre),
+}
+
+
+class _Perceptron:
+    """Forward and backward passes of a stack of linear layers and activations.
+
+    ``stack`` is a sequence of ``nn.Linear`` layers, each followed by an
+    activation module or not, and ``grad_of`` maps the ``id`` of each
+    parameter to its view of the flat gradient.
+    """
+
+    def __init__(self, stack, grad_of):
+        self.layers = []
+        modules = list(stack)
+        for i, layer in enumerate(modules):
+            if isinstance(layer, nn.Linear):
+                after = modules[i + 1] if i + 1 < len(modules) else None
+                activation = None if isinstance(after, nn.Linear) else after
+                self.layers.append(
+                    (
+                        layer.weight.detach(),
+                        layer.bias.detach(),
+                        grad_of[id(layer.weight)],
+                        grad_of[id(layer.bias)],
+                        activation,
+                    )
+                )
+        self.saved = []
+
+    @staticmethod
+    def supports(stack):
+        """Whether every module of ``stack`` is a linear layer or a known activation."""
+        return all(isinstance(m, nn.Linear) or type(m) in _ACTIVATION_BACKWARD for m in stack)
+
+    def forward(self, x):
+        """The stack's output for ``x``, keeping what :meth:`backward` needs."""
+        self.saved = []
+        for weight, bias, _, _, activation in self.layers:
+            pre = torch.addmm(bias, x, weight.T)
+            out = pre if activation is None else activation(pre)
+            self.saved.append((x, pre, out))
+            x = out
+        return x
+
+    def backward(self, grad, input_grad=True):
+        """Write the layers' gradients, given that of the objective at the output.
+
+        Returns the gradient with respect to the input of the last
+        :meth:`forward`, or, without ``input_grad``, the first layer's
+        pre-activation gradient, which costs one product less.
+        """
+        for i in reversed(range(len(self.layers))):
+            weight, _, weight_grad, bias_grad, activation = self.layers[i]
+            x, pre, out = self.saved[i]
+            if activation is not None:
+                grad = _ACTIVATION_BACKWARD[type(activation)](grad, pre, out)
+            torch.mm(grad.T, x, out=weight_grad)
+            torch.sum(grad, 0, out=bias_grad)
+            if i > 0 or input_grad:
+                grad = grad @ weight
+        self.saved = []
+        return grad
+
+
+def _output_gradient(module, logits, targets, mask, loss):
+    """The batch's summed loss and the gradient of the objective at the logits.
+
+    The objective is the loss's mean over the batch's entries, or over its
+    masked entries with a mask.
+    """
+    if loss == "bce" and mask is None:
+        batch_loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+        return batch_loss, torch.sigmoid(logits).sub_(targets).div_(targets.numel())
+    output = module.activate(logits)
+    residual = output - targets
+    if mask is not None:
+        residual.mul_(mask)
+    batch_loss = torch.dot(residual.view(-1), residual.view(-1))
+    count = targets.numel() if mask is None else mask.sum().clamp(min=1)
+    residual.mul_(2.0).div_(count)
+    if module.output_activation == "clip":
+        return batch_loss, torch.ops.aten.hardtanh_backward(residual, logits, 0.0, 1.0)
+    if module.output_activation == "sigmoid":
+        return batch_loss, torch.ops.aten.sigmoid_backward(residual, output)
+    return batch_loss, residual
+
+
+class ResidualStep(AutogradStep):
+    """Loss and gradients of a network with perceptrons beside its linear path, by hand.
+
+    The forward and backward passes of the network's layers run as matrix
+    products into the flat gradient, without building an autograd graph,
+    with the inputs, corruption, losses and penalty of
+    :class:`AutogradStep`, and the same gradients.
+    """
+
+    def __init__(self, module, X, grad, *, options, generator, device):
+        super().__init__(module, X, grad, options=options, generator=generator, device=device)
+        grad_of = {id(p): g for p, g in zip(self.params, self.grads, strict=True)}
+        encoder, decoder = module.linear_path
+        encoder_branch, decoder_branch = module.branches
+        self.encoder = _Perceptron([encoder], grad_of)
+        self.decoder = _Perceptron([decoder], grad_of)
+        self.encoder_branch = _Perceptron(encoder_branch, grad_of)
+        self.decoder_branch = _Perceptron(decoder_branch, grad_of)
+        self.code_scale = module.code_scale
+
+    @staticmethod
+    def applies(module, X, options, device):
+        """Whether this step computes the same gradients as autograd would."""
+        combination = (options.loss, module.output_activation)
+        return (
+            module.branches is not None
+            and combination
+            in {("mse", "clip"), ("mse", "identity"), ("mse", "sigmoid"), ("bce", "sigmoid")}
+            and all(_Perceptron.supports(branch) for branch in module.branches)
+            and options.precision != "bfloat16"
+            and device.type == "cpu"
+            and all(p.requires_grad for p in module.parameters())
+        )
+
+    @torch.no_grad()
+    def __call__(self, rows):
+        inputs, targets, mask = self.batch(rows)
+        codes = self.encoder.forward(inputs).add_(self.encoder_branch.forward(inputs))
+        logits = self.decoder.forward(codes)
+        logits += self.decoder_branch.forward(codes / self.code_scale)
+        batch_loss, grad = _output_gradient(self.module, logits, targets, mask, self.loss)
+        codes_grad = self.decoder_branch.backward(grad).div_(self.code_scale)
+        codes_grad += self.decoder.backward(grad)
+        self.encoder.backward(codes_grad, input_grad=False)
+        self.encoder_branch.backward(codes_grad, input_grad=False)
+        self.penalize(targets.shape[0])
+        return batch_loss
 
 
 class LinearStep:

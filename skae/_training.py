@@ -23,7 +23,7 @@ from skae._batches import (
     reconstruction_error,
 )
 from skae._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, corrupt, trainable
+from skae._steps import AutogradStep, LinearStep, ResidualStep, corrupt, trainable
 
 
 @dataclass(frozen=True)
@@ -205,10 +205,11 @@ def train(
     or becomes NaN, within an epoch; or on a KeyboardInterrupt, with a
     warning. The loss of an epoch is the mean over its mini-batches.
 
-    A network that is its linear path alone, trained on CPU without
-    corruption, gets its gradients from formulas worked out by hand; any
-    other, from autograd. Both give the same gradients. Parameters that do
-    not require gradients are left as they are.
+    On CPU in full precision, a network that is its linear path alone
+    (trained without corruption) or that has perceptrons beside it gets its
+    gradients from formulas worked out by hand; any other, from autograd.
+    Both give the same gradients. Parameters that do not require gradients
+    are left as they are.
 
     Parameters
     ----------
@@ -283,7 +284,10 @@ def train(
         if linear:
             batch_step = LinearStep(module, X, grad, options=options, gather_ahead=gather_ahead)
         else:
-            batch_step = AutogradStep(
+            step_class = (
+                ResidualStep if ResidualStep.applies(module, X, options, device) else AutogradStep
+            )
+            batch_step = step_class(
                 module, X, grad, options=options, generator=generator, device=device
             )
         if X_val is None:
