@@ -37,6 +37,7 @@ from skae._choices import (
     resolve_precision,
     validation_rows,
 )
+from skae._batches import rows_of
 from skae._fitted import FittedNetworkMixin
 from skae._network import ACTIVATIONS
 from skae._pca_start import start_network
@@ -426,8 +427,8 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
                 f"leaves {n_val} of {n_samples} samples for validation; both the "
                 "training and the validation part need at least 1 sample."
             )
-        order = torch.randperm(n_samples, generator=generator).numpy()
-        return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
+        order = torch.randperm(n_samples, generator=generator)
+        return rows_of(X, order[n_val:].sort().values), rows_of(X, order[:n_val].sort().values)
 
     def _record_curves(self, result, first_call, early_stopping):
         if first_call:

@@ -86,6 +86,18 @@ def take(X, dense, rows):
     return dense.index_select(0, rows)
 
 
+def rows_of(X, rows):
+    """A copy of the selected rows of a dense array or sparse matrix, of X's kind.
+
+    Dense rows are gathered by torch: numpy asks the kernel for huge pages
+    for a large copy, and where the kernel compacts memory to find them,
+    first touching a copy of 45,000 MNIST rows took ten times longer.
+    """
+    if sp.issparse(X):
+        return X[rows.numpy()]
+    return as_tensor(X).index_select(0, rows).numpy()
+
+
 def batches(n_samples, batch_size, order=None):
     """Row selections of consecutive mini-batches: slices, or pieces of ``order``."""
     if order is not None:
