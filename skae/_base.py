@@ -269,7 +269,9 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         options = self._training_options(X_train, batch_size, incremental, precision)
         module.to(device)
         try:
-            work = options.batch_size * sum(p.numel() for p in module.parameters())
+            # A step's forward and backward passes: about three multiply-adds
+            # per parameter and row.
+            work = 3 * options.batch_size * sum(p.numel() for p in module.parameters())
             with torch_threads(work) as spare_threads, flush_denormal():
                 # Called through the module: tests replace _training.train here.
                 result = _training.train(
