@@ -79,7 +79,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
-        plans about 1000 mini-batch steps: ``ceil(1000 / n_batches)``
+        plans about 1000 mini-batch steps: ``round(1000 / n_batches)``
         epochs, at least 3 and at most 50.
 
     learning_rate_init : float, default=3e-3

@@ -352,7 +352,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             max_iter = 1
         elif self.max_iter == "auto":
             n_batches = -(-X_train.shape[0] // rows_per_batch)
-            max_iter = min(max(-(-1000 // n_batches), 3), 50)
+            max_iter = min(max(round(1000 / n_batches), 3), 50)
         else:
             max_iter = self.max_iter
         return _training.TrainingOptions.from_params(

@@ -158,7 +158,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs. "auto" plans about 1000 mini-batch steps:
-        ``ceil(1000 / n_batches)`` epochs, at least 3 and at most 50.
+        ``round(1000 / n_batches)`` epochs, at least 3 and at most 50.
 
     learning_rate_init : float, default=3e-3
         Adam's initial (peak, with "cosine") learning rate.
