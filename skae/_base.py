@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae import _training
+from skae._batches import rows_of
 from skae._choices import (
     check_architecture,
     check_noise,
@@ -37,7 +38,6 @@ from skae._choices import (
     resolve_precision,
     validation_rows,
 )
-from skae._batches import rows_of
 from skae._fitted import FittedNetworkMixin
 from skae._network import ACTIVATIONS
 from skae._pca_start import start_network

@@ -12,10 +12,10 @@ members, never through its layer layout:
 - ``dtype``;
 - ``linear_path``: the encoder and decoder layers of the network's linear
   part, which a PCA start sets, or None; ``is_linear``: whether the network
-  is that linear part alone; ``branches``: the encoder's and decoder's
-  perceptrons beside the linear path (``nn.Sequential`` of linear layers
-  and activations), or None, and ``code_scale`` that divides the codes
-  the decoder's perceptron sees;
+  is that linear part alone; ``perceptrons``: the encoder, the decoder and
+  the perceptrons beside them (None without), each a sequence of linear
+  layers and activations, and, with perceptrons beside, ``code_scale``
+  that divides the codes the decoder's perceptron sees;
 - ``init_random(generator)``;
 - ``spec``, ``to_arrays()`` and ``load_arrays(...)``: a description of plain
   values and the weights as numpy arrays, from which :func:`build_network`
@@ -209,9 +209,14 @@ class Autoencoder(nn.Module):
         return len(self.encoder) == 1 and len(self.decoder) == 1
 
     @property
-    def branches(self):
-        """The perceptrons beside the linear path: none in a stacked network."""
-        return None
+    def perceptrons(self):
+        """The encoder and the decoder, and the perceptrons beside them: none here.
+
+        Each is a sequence of ``nn.Linear`` layers and activation modules,
+        the code activation at the end of the encoder; the output
+        activation is left to :meth:`activate`.
+        """
+        return self.encoder, self.decoder, None, None
 
     def init_random(self, generator):
         """Glorot-uniform weights and zero biases, drawn from ``generator``."""
@@ -352,8 +357,8 @@ class ResidualAutoencoder(Autoencoder):
         return self.encoder, self.decoder
 
     @property
-    def branches(self):
-        return self.encoder_branch, self.decoder_branch
+    def perceptrons(self):
+        return [self.encoder], [self.decoder], self.encoder_branch, self.decoder_branch
 
     @torch.no_grad()
     def set_code_scale(self, sample):

@@ -205,35 +205,38 @@ def _output_gradient(module, logits, targets, mask, loss):
     return batch_loss, residual
 
 
-class ResidualStep(AutogradStep):
-    """Loss and gradients of a network with perceptrons beside its linear path, by hand.
+class PerceptronStep(AutogradStep):
+    """Loss and gradients of a network made of perceptrons, worked out by hand.
 
-    The forward and backward passes of the network's layers run as matrix
-    products into the flat gradient, without building an autograd graph,
-    with the inputs, corruption, losses and penalty of
-    :class:`AutogradStep`, and the same gradients.
+    The network is an encoder and a decoder, each a stack of linear layers
+    and activations, with, for a network built beside a linear path, a
+    perceptron beside each (see :attr:`skae._network.Autoencoder.perceptrons`).
+    The forward and backward passes run as matrix products into the flat
+    gradient, without building an autograd graph, with the inputs,
+    corruption, losses and penalty of :class:`AutogradStep`, and the same
+    gradients.
     """
 
     def __init__(self, module, X, grad, *, options, generator, device):
         super().__init__(module, X, grad, options=options, generator=generator, device=device)
         grad_of = {id(p): g for p, g in zip(self.params, self.grads, strict=True)}
-        encoder, decoder = module.linear_path
-        encoder_branch, decoder_branch = module.branches
-        self.encoder = _Perceptron([encoder], grad_of)
-        self.decoder = _Perceptron([decoder], grad_of)
-        self.encoder_branch = _Perceptron(encoder_branch, grad_of)
-        self.decoder_branch = _Perceptron(decoder_branch, grad_of)
-        self.code_scale = module.code_scale
+        encoder, decoder, encoder_branch, decoder_branch = (
+            None if stack is None else _Perceptron(stack, grad_of) for stack in module.perceptrons
+        )
+        self.encoder, self.decoder = encoder, decoder
+        self.encoder_branch, self.decoder_branch = encoder_branch, decoder_branch
+        self.code_scale = module.code_scale if encoder_branch is not None else None
 
     @staticmethod
     def applies(module, X, options, device):
         """Whether this step computes the same gradients as autograd would."""
         combination = (options.loss, module.output_activation)
         return (
-            module.branches is not None
-            and combination
+            combination
             in {("mse", "clip"), ("mse", "identity"), ("mse", "sigmoid"), ("bce", "sigmoid")}
-            and all(_Perceptron.supports(branch) for branch in module.branches)
+            and all(
+                _Perceptron.supports(stack) for stack in module.perceptrons if stack is not None
+            )
             and options.precision != "bfloat16"
             and device.type == "cpu"
             and all(p.requires_grad for p in module.parameters())
@@ -242,14 +245,19 @@ class ResidualStep(AutogradStep):
     @torch.no_grad()
     def __call__(self, rows):
         inputs, targets, mask = self.batch(rows)
-        codes = self.encoder.forward(inputs).add_(self.encoder_branch.forward(inputs))
+        beside = self.encoder_branch is not None
+        codes = self.encoder.forward(inputs)
+        if beside:
+            codes = codes + self.encoder_branch.forward(inputs)
         logits = self.decoder.forward(codes)
-        logits += self.decoder_branch.forward(codes / self.code_scale)
+        if beside:
+            logits = logits + self.decoder_branch.forward(codes / self.code_scale)
         batch_loss, grad = _output_gradient(self.module, logits, targets, mask, self.loss)
-        codes_grad = self.decoder_branch.backward(grad).div_(self.code_scale)
-        codes_grad += self.decoder.backward(grad)
+        codes_grad = self.decoder.backward(grad)
+        if beside:
+            codes_grad += self.decoder_branch.backward(grad).div_(self.code_scale)
+            self.encoder_branch.backward(codes_grad, input_grad=False)
         self.encoder.backward(codes_grad, input_grad=False)
-        self.encoder_branch.backward(codes_grad, input_grad=False)
         self.penalize(targets.shape[0])
         return batch_loss
 

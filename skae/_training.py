@@ -23,7 +23,7 @@ from skae._batches import (
     reconstruction_error,
 )
 from skae._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, ResidualStep, corrupt, trainable
+from skae._steps import AutogradStep, LinearStep, PerceptronStep, corrupt, trainable
 
 
 @dataclass(frozen=True)
@@ -205,10 +205,10 @@ def train(
     or becomes NaN, within an epoch; or on a KeyboardInterrupt, with a
     warning. The loss of an epoch is the mean over its mini-batches.
 
-    On CPU in full precision, a network that is its linear path alone
-    (trained without corruption) or that has perceptrons beside it gets its
-    gradients from formulas worked out by hand; any other, from autograd.
-    Both give the same gradients. Parameters that do not require gradients
+    On CPU in full precision, gradients come from formulas worked out by
+    hand (for a network that is its linear path alone, trained without
+    corruption, into buffers allocated once); on other devices or in
+    bfloat16, from autograd. Both give the same gradients. Parameters that do not require gradients
     are left as they are.
 
     Parameters
@@ -285,7 +285,9 @@ def train(
             batch_step = LinearStep(module, X, grad, options=options, gather_ahead=gather_ahead)
         else:
             step_class = (
-                ResidualStep if ResidualStep.applies(module, X, options, device) else AutogradStep
+                PerceptronStep
+                if PerceptronStep.applies(module, X, options, device)
+                else AutogradStep
             )
             batch_step = step_class(
                 module, X, grad, options=options, generator=generator, device=device

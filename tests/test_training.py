@@ -6,7 +6,7 @@ from skae import AutoencoderTransformer
 from skae._batches import MaskedPairs
 from skae._network import Autoencoder, ResidualAutoencoder
 from skae._optim import Adam, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, ResidualStep
+from skae._steps import AutogradStep, LinearStep, PerceptronStep
 from skae._training import TrainingOptions, train
 
 
@@ -96,28 +96,29 @@ def test_linear_step_applies_only_to_one_layer_networks():
     assert LinearStep.applies(_module("clip"), X, mse, cpu)
 
 
-def _residual_module(activation, output_activation, hidden):
-    """A residual network with every weight away from its start, so that all paths matter."""
+def _perceptron_module(kind, activation, output_activation, hidden):
+    """A network with every weight away from its start, so that all paths matter.
+
+    "residual" builds perceptrons beside a linear path; "stacked" the
+    tutorials' network, its code activation that of the hidden layers.
+    """
     rng = np.random.RandomState(1)
-    module = ResidualAutoencoder(
-        12,
-        3,
-        hidden,
-        activation,
-        "identity",
-        output_activation,
-        torch.float64,
-        torch.as_tensor(0.1 * rng.rand(12)),
-        1.3,
+    network = ResidualAutoencoder if kind == "residual" else Autoencoder
+    code_activation = "identity" if kind == "residual" else activation
+    shift = torch.as_tensor(0.1 * rng.rand(12))
+    module = network(
+        12, 3, hidden, activation, code_activation, output_activation, torch.float64, shift, 1.3
     )
     module.init_random(torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in module.parameters():
             p.add_(torch.as_tensor(0.3 * rng.standard_normal(p.shape)))
-        module.code_scale.copy_(torch.as_tensor(rng.rand(3) + 0.5))
+        if kind == "residual":
+            module.code_scale.copy_(torch.as_tensor(rng.rand(3) + 0.5))
     return module
 
 
+@pytest.mark.parametrize("kind", ["residual", "stacked"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "elu", "gelu", "identity"])
 @pytest.mark.parametrize(
     "output_activation, loss, hidden, noise, masked",
@@ -130,17 +131,17 @@ def _residual_module(activation, output_activation, hidden):
         ("clip", "mse", (6, 5), "gaussian", True),
     ],
 )
-def test_residual_step_matches_autograd(
-    activation, output_activation, loss, hidden, noise, masked
+def test_perceptron_step_matches_autograd(
+    kind, activation, output_activation, loss, hidden, noise, masked
 ):
     rng = np.random.RandomState(0)
     X = rng.rand(40, 12)
     if masked:
         X = MaskedPairs(X * (rng.rand(*X.shape) > 0.3), X, rng.rand(*X.shape) > 0.5)
-    module = _residual_module(activation, output_activation, hidden)
+    module = _perceptron_module(kind, activation, output_activation, hidden)
     options = _options(loss=loss, alpha=0.3, noise=noise, noise_level=0.2)
     cpu = torch.device("cpu")
-    assert ResidualStep.applies(module, X, options, cpu)
+    assert PerceptronStep.applies(module, X, options, cpu)
     rows = torch.tensor([3, 0, 17, 9, 33, 2])
     expected, got = (
         _gradients(
@@ -152,21 +153,20 @@ def test_residual_step_matches_autograd(
             generator=torch.Generator().manual_seed(5),
             device=cpu,
         )
-        for step_class in (AutogradStep, ResidualStep)
+        for step_class in (AutogradStep, PerceptronStep)
     )
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
     np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_residual_step_applies_only_where_it_matches_autograd():
+def test_perceptron_step_applies_only_where_it_matches_autograd():
     X = _data()
     cpu = torch.device("cpu")
-    module = _residual_module("relu", "clip", (5,))
-    assert ResidualStep.applies(module, X, _options(), cpu)
-    assert not ResidualStep.applies(_module("clip", hidden=(5,)), X, _options(), cpu)
-    assert not ResidualStep.applies(module, X, _options(precision="bfloat16"), cpu)
+    module = _perceptron_module("residual", "relu", "clip", (5,))
+    assert PerceptronStep.applies(module, X, _options(), cpu)
+    assert not PerceptronStep.applies(module, X, _options(precision="bfloat16"), cpu)
     module.encoder.weight.requires_grad_(False)
-    assert not ResidualStep.applies(module, X, _options(), cpu)
+    assert not PerceptronStep.applies(module, X, _options(), cpu)
 
 
 def test_parameters_get_their_own_storage_back():
