@@ -13,6 +13,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from skae._base import BaseAutoencoder
 from skae._batches import MaskedPairs, inference_passes
+from skae._gaussian import gaussian_model
 from skae._network import ResidualAutoencoder
 from skae._soft_impute import column_location_scale, linear_fill, soft_impute
 from skae._threads import torch_threads
@@ -20,27 +21,34 @@ from skae._threads import torch_threads
 # Training rows: the data copied until there are about this many rows, at
 # most MAX_COPIES times, each copy with other observed entries hidden.
 TRAINING_ROWS = 20000
-MAX_COPIES = 8
+MAX_COPIES = 32
 # The network works in float32: fills need no more, and it is twice as fast.
 NETWORK_DTYPE = np.float32
+# Fraction of the observed entries held out to choose the linear model.
+HELD_OUT = 0.1
+# Up to this many features, a normal model competes with the low-rank one.
+GAUSSIAN_MAX_FEATURES = 128
 
 
 class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     """Imputation of missing values with an autoencoder trained in PyTorch.
 
     Each feature is centred on the mean of its observed values and divided
-    by their spread. A shrunken low-rank model of the observed entries
-    (soft-impute) is fitted first, its shrinkage chosen on held-out observed
-    entries; the missing entries of a row are filled with that model's fixed
-    point, the row's values that the model reproduces from the row itself.
-    That model is the linear path of a network whose perceptron, beside it
-    and starting at zero, learns a nonlinear correction: the training rows
-    are copies of the data with a further ``mask_fraction`` of the observed
-    entries hidden and filled by the linear model, and the network learns to
-    restore the hidden entries. The weights kept are those that restore
-    hidden entries of held-out rows best, the linear model's among them, so
-    that the network replaces the linear fill only where it clearly does
-    better.
+    by their spread. A linear model of the observed entries is fitted first:
+    a shrunken low-rank model (soft-impute) and, up to 128 features, a
+    multivariate normal one (EM with a ridge on the covariance), each with
+    its shrinkage chosen on held-out observed entries, the one that restores
+    those entries best kept. The missing entries of a row are filled with
+    that model's fixed point: the low-rank model's reconstruction of the
+    row, or the normal model's conditional mean given the row's observed
+    entries. That model is the linear path of a network whose perceptron,
+    beside it and starting at zero, learns a nonlinear correction: the
+    training rows are copies of the data with a further ``mask_fraction`` of
+    the observed entries hidden and filled by the linear model, and the
+    network learns to restore the hidden entries. The weights kept are those
+    that restore hidden entries of held-out rows best, the linear model's
+    among them, so that the network replaces the linear fill only where it
+    clearly does better.
 
     ``transform`` returns X with every missing entry filled and every
     observed entry unchanged, bit for bit.
@@ -82,8 +90,10 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         Maximum number of epochs over the training copies. "auto" plans about
         1000 mini-batch steps, at least 3 and at most 50 epochs.
 
-    learning_rate_init : float, default=1e-3
-        Adam's initial (peak, with "cosine") learning rate.
+    learning_rate_init : float, default=3e-4
+        Adam's initial (peak, with "cosine") learning rate. Smaller than
+        :class:`AutoencoderTransformer`'s: the network starts at the linear
+        model's solution, which larger first steps disturb.
 
     learning_rate : {"cosine", "constant"}, default="cosine"
         Learning-rate schedule, as in :class:`AutoencoderTransformer`.
@@ -112,7 +122,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         Fraction of the rows held out with early stopping.
 
     random_state : int, RandomState instance or None, default=None
-        Determines the held-out entries that choose the shrinkage, the
+        Determines the held-out entries that choose the linear model, the
         hidden entries of the training copies, the validation split, weight
         initialisation and shuffling. Pass an int for reproducible results.
 
@@ -129,7 +139,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     Attributes
     ----------
     n_components_ : int
-        Rank of the linear model, the width of the network's code.
+        Rank of the linear model (the number of features for the normal
+        model), the width of the network's code.
 
     coefs_ : list of ndarray
         Weight matrices of the network's linear layers, each of shape
@@ -178,7 +189,10 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
 
     Above 256 features, the fixed point of the linear model is iterated
     rather than solved exactly; above about four million entries, the
-    linear model is fitted in float32 along a shorter path of shrinkages.
+    low-rank model is fitted in float32 along a shorter path of shrinkages.
+    The normal model's EM fits a random subset of the rows where an
+    iteration over all of them would be long (the cost of a row grows with
+    the cube of its number of missing entries).
 
     Examples
     --------
@@ -243,7 +257,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         activation="gelu",
         batch_size="auto",
         max_iter="auto",
-        learning_rate_init=1e-3,
+        learning_rate_init=3e-4,
         learning_rate="cosine",
         alpha=0.0,
         shuffle=True,
@@ -354,9 +368,13 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self._column_location, self._column_scale = column_location_scale(X, observed)
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)
-        self._fill_mean, self._fill_components, self._fill_weights = soft_impute(
-            Z, observed, rng=rng
-        )
+        held_out = observed & (rng.random(observed.shape) < HELD_OUT)
+        model, error = soft_impute(Z, observed, held_out, rng=rng)
+        if X.shape[1] <= GAUSSIAN_MAX_FEATURES:
+            gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
+            if not gaussian_error > error:
+                model = gaussian
+        self._fill_mean, self._fill_components, self._fill_weights = model
         n_samples = X.shape[0]
         copies = int(np.clip(math.ceil(TRAINING_ROWS / n_samples), 1, MAX_COPIES))
         inputs, masks = [], []

@@ -4,8 +4,9 @@
 observed values; :func:`soft_impute` fits a shrunken low-rank model to the
 observed entries (Mazumder, Hastie and Tibshirani, 2010), choosing the
 shrinkage on held-out observed entries; :func:`linear_fill` fills a row's
-missing entries with that model's fixed point. The model becomes the linear
-path of the imputer's network, as PCA's solution does for the transformer.
+missing entries with a linear model's fixed point, this model's or the
+normal model's of :mod:`skae._gaussian`. The model becomes the linear path
+of the imputer's network, as PCA's solution does for the transformer.
 """
 
 import numpy as np
@@ -18,8 +19,6 @@ SHRINKAGES_LARGE = (0.05, 0.03, 0.02)
 LARGE = 2**22
 # Above this rank, the singular vectors come from warm-started subspace iterations.
 MAX_RANK = 128
-# Fraction of the observed entries held out to choose the shrinkage.
-HELD_OUT = 0.1
 # Up to this many features, a row's fill is solved exactly; beyond, by
 # conjugate gradients to a relative residual of CG_TOL.
 EXACT_FILL_FEATURES = 256
@@ -80,13 +79,13 @@ def _path(Z, observed, shrinkages, k, Q, *, n_iter, tol, F=None, held_out=None):
 
 
 @torch.no_grad()
-def soft_impute(Z, observed, *, rng):
+def soft_impute(Z, observed, held_out, *, rng):
     """A shrunken low-rank model of the observed entries of Z.
 
     The shrinkage is chosen among ``SHRINKAGES`` (fractions of the largest
-    singular value of the centred observed data) by the error on
-    ``HELD_OUT`` of the observed entries, then the model is refitted on all
-    of them. The fill of a row is then its fixed point under
+    singular value of the centred observed data) by the error on the
+    ``held_out`` entries of a fit to the other observed entries, then the
+    model is refitted on all of them. The fill of a row is then its fixed point under
     ``mean + (y - mean) @ P`` with ``P = components @ diag(weights) @
     components.T`` (see :func:`linear_fill`).
 
@@ -98,20 +97,25 @@ def soft_impute(Z, observed, *, rng):
     observed : ndarray of bool, same shape
         Which entries are observed.
 
+    held_out : ndarray of bool, same shape
+        Observed entries held out to choose the shrinkage.
+
     rng : numpy.random.Generator
+        Draws the start of the subspace iterations, for wide data.
 
     Returns
     -------
-    mean : ndarray of shape (n_features,)
+    model : tuple of ndarray
+        ``(mean, components, weights)``: the mean of shape (n_features,),
+        orthonormal components of shape (n_features, rank), ``rank`` at
+        least 1, and shrinkage factors in [0, 1) of shape (rank,).
 
-    components : ndarray of shape (n_features, rank)
-        Orthonormal columns; ``rank`` is at least 1.
-
-    weights : ndarray of shape (rank,)
-        Shrinkage factors in [0, 1).
+    error : float
+        Mean squared error on the held-out entries at the chosen shrinkage;
+        NaN when there are none to hold out.
     """
     n_samples, n_features = Z.shape
-    held_out = torch.from_numpy(observed & (rng.random(observed.shape) < HELD_OUT))
+    held_out = torch.from_numpy(held_out)
     Z, observed = torch.from_numpy(Z), torch.from_numpy(observed)
     exact = min(n_samples, n_features) <= MAX_RANK
     k = min(n_samples, n_features) if exact else MAX_RANK
@@ -125,13 +129,14 @@ def soft_impute(Z, observed, *, rng):
     largest = float(_leading(centred, 1, Q)[1][0])
     fractions = SHRINKAGES_LARGE if Z.numel() > LARGE else SHRINKAGES
     shrinkages = [fraction * largest for fraction in fractions]
-    choice = len(shrinkages) - 1
+    choice, error = len(shrinkages) - 1, float("nan")
     F = None
     if held_out.any() and (observed & ~held_out).any():
         F, Q, errors, _ = _path(
             Z, observed & ~held_out, shrinkages, k, Q, n_iter=n_iter, tol=tol, held_out=held_out
         )
         choice = int(np.nanargmin(errors))
+        error = errors[choice]
     if exact or F is None:
         _, _, _, model = _path(
             Z, observed, shrinkages[: choice + 1], k, Q, n_iter=n_final, tol=tol
@@ -146,7 +151,7 @@ def soft_impute(Z, observed, *, rng):
     if components.shape[1] == 0:
         components = np.eye(n_features, 1, dtype=components.dtype)
         weights = np.zeros(1, dtype=components.dtype)
-    return mean, components, weights
+    return (mean, components, weights), error
 
 
 @torch.no_grad()
