@@ -51,9 +51,15 @@ def _linear(n_in, n_out, *, dtype):
 
     Constructing ``nn.Linear`` normally draws its initial weights from the
     global torch generator; the weights are drawn later by
-    :meth:`Autoencoder.init_random` from a local generator instead.
+    :meth:`Autoencoder.init_random` from a local generator instead. The
+    layer is made on the meta device, where nothing is drawn, and given
+    real storage after: ``nn.utils.skip_init`` does the same through
+    ``to_empty``, whose first call imports sympy, half a second.
     """
-    return nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype)
+    layer = nn.Linear(n_in, n_out, device="meta", dtype=dtype)
+    layer.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
+    layer.bias = nn.Parameter(torch.empty(n_out, dtype=dtype))
+    return layer
 
 
 def _stack(widths, activation, last_activation, *, dtype):
