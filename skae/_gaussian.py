@@ -77,11 +77,17 @@ def _start(Z, observed):
     return torch.cat([mean[None], covariance])
 
 
+def _mean_precision(theta, ridge):
+    """The mean of ``theta`` and the inverse of its covariance plus ``ridge``."""
+    mean, covariance = theta[0], theta[1:]
+    eye = torch.eye(covariance.shape[0], dtype=covariance.dtype)
+    return mean, torch.linalg.inv(covariance + ridge * eye)
+
+
 def _em_step(Z, observed, groups, ridge, theta):
     """One EM iteration on ``theta``, the mean stacked on the covariance."""
-    n_samples, n_features = Z.shape
-    mean, covariance = theta[0], theta[1:]
-    precision = torch.linalg.inv(covariance + ridge * torch.eye(n_features, dtype=Z.dtype))
+    n_samples = Z.shape[0]
+    mean, precision = _mean_precision(theta, ridge)
     Y = torch.where(observed, Z - mean, 0.0)
     completed, conditional = _conditional(Y, groups, precision, covariance=True)
     completed += mean
@@ -117,14 +123,14 @@ def _em(Z, observed, groups, ridge, theta):
     return theta
 
 
-def _fill_error(Z, observed, held_out, ridge, theta):
-    """Mean squared error of the conditional means of the held-out entries."""
-    mean, covariance = theta[0], theta[1:]
-    eye = torch.eye(Z.shape[1], dtype=Z.dtype)
-    precision = torch.linalg.inv(covariance + ridge * eye)
+def _fill_error(Z, observed, groups, held_out, ridge, theta):
+    """Mean squared error of the conditional means of the held-out entries.
+
+    ``groups`` are the rows of Z grouped by the entries ``observed`` lacks.
+    """
+    mean, precision = _mean_precision(theta, ridge)
     Y = torch.where(observed, Z - mean, 0.0)
-    missing = (~observed).numpy()
-    completed, _ = _conditional(Y, _missing_groups(missing), precision, covariance=False)
+    completed, _ = _conditional(Y, groups, precision, covariance=False)
     return float((completed + mean - Z)[held_out].square().mean())
 
 
@@ -183,16 +189,14 @@ def gaussian_model(Z, observed, held_out, *, rng):
         fits, errors = [_start(Z, kept)], []
         for candidate in RIDGES:
             fits.append(_em(Z, kept, groups, candidate, fits[-1]))
-            errors.append(_fill_error(Z, kept, held_out, candidate, fits[-1]))
+            errors.append(_fill_error(Z, kept, groups, held_out, candidate, fits[-1]))
             if len(errors) > 1 and errors[-1] > errors[-2]:
                 break
         choice = int(np.argmin(errors))
         ridge, error, start = RIDGES[choice], errors[choice], fits[choice + 1]
     groups = _missing_groups((~observed).numpy())
     theta = _em(Z, observed, groups, ridge, start)
-    mean, covariance = theta[0], theta[1:]
-    n_features = Z.shape[1]
-    precision = torch.linalg.inv(covariance + ridge * torch.eye(n_features, dtype=Z.dtype))
+    mean, precision = _mean_precision(theta, ridge)
     eigenvalues, components = torch.linalg.eigh((precision + precision.T) / 2)
     weights = 1.0 - eigenvalues / eigenvalues[-1]
     model = (mean.numpy(), components.numpy(), weights.numpy())
