@@ -143,6 +143,7 @@ class _Perceptron:
                         grad_of[id(layer.weight)],
                         grad_of[id(layer.bias)],
                         activation,
+                        None if activation is None else _ACTIVATION_BACKWARD[type(activation)],
                     )
                 )
         self.saved = []
@@ -155,7 +156,7 @@ class _Perceptron:
     def forward(self, x):
         """The stack's output for ``x``, keeping what :meth:`backward` needs."""
         self.saved = []
-        for weight, bias, _, _, activation in self.layers:
+        for weight, bias, _, _, activation, _ in self.layers:
             pre = torch.addmm(bias, x, weight.T)
             out = pre if activation is None else activation(pre)
             self.saved.append((x, pre, out))
@@ -170,10 +171,10 @@ class _Perceptron:
         pre-activation gradient, which costs one product less.
         """
         for i in reversed(range(len(self.layers))):
-            weight, _, weight_grad, bias_grad, activation = self.layers[i]
+            weight, _, weight_grad, bias_grad, _, derivative = self.layers[i]
             x, pre, out = self.saved[i]
-            if activation is not None:
-                grad = _ACTIVATION_BACKWARD[type(activation)](grad, pre, out)
+            if derivative is not None:
+                grad = derivative(grad, pre, out)
             torch.mm(grad.T, x, out=weight_grad)
             torch.sum(grad, 0, out=bias_grad)
             if i > 0 or input_grad:
@@ -220,12 +221,10 @@ class PerceptronStep(AutogradStep):
     def __init__(self, module, X, grad, *, options, generator, device):
         super().__init__(module, X, grad, options=options, generator=generator, device=device)
         grad_of = {id(p): g for p, g in zip(self.params, self.grads, strict=True)}
-        encoder, decoder, encoder_branch, decoder_branch = (
+        self.encoder, self.decoder, self.encoder_branch, self.decoder_branch = (
             None if stack is None else _Perceptron(stack, grad_of) for stack in module.perceptrons
         )
-        self.encoder, self.decoder = encoder, decoder
-        self.encoder_branch, self.decoder_branch = encoder_branch, decoder_branch
-        self.code_scale = module.code_scale if encoder_branch is not None else None
+        self.code_scale = module.code_scale if self.encoder_branch is not None else None
 
     @staticmethod
     def applies(module, X, options, device):

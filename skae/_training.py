@@ -207,9 +207,10 @@ def train(
 
     On CPU in full precision, gradients come from formulas worked out by
     hand (for a network that is its linear path alone, trained without
-    corruption, into buffers allocated once); on other devices or in
-    bfloat16, from autograd. Both give the same gradients. Parameters that do not require gradients
-    are left as they are.
+    corruption, into buffers allocated once); on other devices, in
+    bfloat16 or with parameters that do not require gradients, from
+    autograd. Both give the same gradients. Parameters that do not require
+    gradients are left as they are.
 
     Parameters
     ----------
