@@ -34,9 +34,9 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
 
-import skae._training
+import skae._nn._train
 from skae import AutoencoderTransformer
-from skae._threads import SMALL_WORK
+from skae._nn._threads import SMALL_WORK
 
 KS = (8, 16, 32, 64)
 
@@ -89,14 +89,14 @@ def threads(n):
 def training_probe(X_check, target):
     """Time skae's training loop inside a fit, and when it first beats PCA.
 
-    Replaces the loop, through its documented seam ``skae._training.train``,
+    Replaces the loop, through its documented seam ``skae._nn._train.train``,
     by one that records when
     training starts and ends, the epochs run, and the held-out MSE of the
     network as built (before any training). The check itself is excluded
     from the times.
     """
     record = {}
-    original = skae._training.train
+    original = skae._nn._train.train
 
     def probed(module, X, options, **kwargs):
         start = time.perf_counter()
@@ -112,11 +112,11 @@ def training_probe(X_check, target):
         record["paused"] = paused
         return result
 
-    skae._training.train = probed
+    skae._nn._train.train = probed
     try:
         yield record
     finally:
-        skae._training.train = original
+        skae._nn._train.train = original
 
 
 # The contenders

@@ -5,8 +5,7 @@ from skae._imputer import AutoencoderImputer
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
 from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
-
-__version__ = "0.1.0.dev0"
+from skae._version import __version__
 
 __all__ = [
     "AutoencoderImputer",

@@ -5,8 +5,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skae._base import BaseAutoencoder
-from skae._batches import decode, encode
-from skae._threads import torch_threads
+from skae._nn._batches import decode, encode
+from skae._nn._threads import torch_threads
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseAutoencoder):

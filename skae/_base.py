@@ -21,8 +21,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skae import _training
-from skae._batches import rows_of
 from skae._choices import (
     check_architecture,
     check_noise,
@@ -39,9 +37,11 @@ from skae._choices import (
     validation_rows,
 )
 from skae._fitted import FittedNetworkMixin
-from skae._network import ACTIVATIONS
-from skae._pca_start import start_network
-from skae._threads import flush_denormal, torch_threads
+from skae._nn import _train
+from skae._nn._batches import rows_of
+from skae._nn._network import ACTIVATIONS
+from skae._nn._start import start_network
+from skae._nn._threads import flush_denormal, torch_threads
 
 
 class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
@@ -273,8 +273,8 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             # per parameter and row.
             work = 3 * options.batch_size * sum(p.numel() for p in module.parameters())
             with torch_threads(work) as spare_threads, flush_denormal():
-                # Called through the module: tests replace _training.train here.
-                result = _training.train(
+                # Called through the module: tests replace _train.train here.
+                result = _train.train(
                     module,
                     X_train,
                     options,
@@ -286,7 +286,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
                     gather_ahead=spare_threads > 0,
                     keep_start=not incremental,
                 )
-        except _training.DivergenceError as error:
+        except _train.DivergenceError as error:
             raise ValueError(
                 f"Training cannot start: {error}. The estimator was left as it was "
                 "before this call. Scale the data, e.g. with StandardScaler."
@@ -337,7 +337,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         criterion = "validation score" if result.validation_scores is not None else "loss"
         warnings.warn(
             f"Training diverged in epoch {epoch}: the training loss reached {loss:.3g}, "
-            f"over {_training.DIVERGENCE_FACTOR:g} times that of the starting weights. "
+            f"over {_train.DIVERGENCE_FACTOR:g} times that of the starting weights. "
             f"Training stopped and kept {kept}, which had the best {criterion}. Try a "
             f"smaller learning_rate_init (currently {self.learning_rate_init}) or scale "
             "the data, e.g. with StandardScaler.",
@@ -355,7 +355,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             max_iter = min(max(round(1000 / n_batches), 3), 50)
         else:
             max_iter = self.max_iter
-        return _training.TrainingOptions.from_params(
+        return _train.TrainingOptions.from_params(
             self._training_params(),
             batch_size=rows_per_batch,
             max_iter=max_iter,

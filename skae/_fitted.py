@@ -7,9 +7,9 @@ from them when it is first needed, so that pickle, skops and
 :func:`skae.save` store no torch object.
 """
 
-from skae._batches import INFERENCE_ROWS, reconstruction_error
-from skae._network import build_network
-from skae._threads import torch_threads
+from skae._nn._batches import INFERENCE_ROWS, reconstruction_error
+from skae._nn._network import build_network
+from skae._nn._threads import torch_threads
 
 
 class FittedNetworkMixin:

@@ -12,11 +12,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
-from skae._batches import MaskedPairs, inference_passes
-from skae._gaussian import gaussian_model
-from skae._network import ResidualAutoencoder
-from skae._soft_impute import column_location_scale, linear_fill, soft_impute
-from skae._threads import torch_threads
+from skae._impute._gaussian import gaussian_model
+from skae._impute._soft_impute import column_location_scale, linear_fill, soft_impute
+from skae._nn._batches import MaskedPairs, inference_passes
+from skae._nn._network import ResidualAutoencoder
+from skae._nn._threads import torch_threads
 
 # Training rows: the data copied until there are about this many rows, at
 # most MAX_COPIES times, each copy with other observed entries hidden.

@@ -10,9 +10,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
-from skae._batches import encode
-from skae._pca_start import location_scale
-from skae._threads import torch_threads
+from skae._nn._batches import encode
+from skae._nn._start import location_scale
+from skae._nn._threads import torch_threads
 
 # The modified z-score beyond which contamination="auto" flags a sample
 # (Iglewicz and Hoaglin, 1993).

@@ -22,8 +22,9 @@ import torch
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._imputer import AutoencoderImputer
-from skae._network import ACTIVATIONS, NETWORKS, OUTPUT_ACTIVATIONS
+from skae._nn._network import ACTIVATIONS, NETWORKS, OUTPUT_ACTIVATIONS
 from skae._outlier import AutoencoderOutlierDetector
+from skae._version import __version__
 
 FORMAT = "skae"
 FORMAT_VERSION = 2
@@ -41,9 +42,6 @@ _MAX_RATIO = 1100
 
 
 def _skae_version():
-    # Imported here: skae/__init__.py imports this module.
-    from skae import __version__
-
     return __version__
 
 

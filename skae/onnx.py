@@ -167,11 +167,11 @@ class _Graph:
         return self.node("Add", product, self.constant(intercept, "intercept"))
 
     def activation(self, x, name):
-        """One of the hidden or code activations of ``skae._network.ACTIVATIONS``."""
+        """One of the hidden or code activations of ``skae._nn._network.ACTIVATIONS``."""
         return _ACTIVATIONS[name](self, x)
 
     def output_activation(self, x, name):
-        """One of the output activations of ``skae._network.OUTPUT_ACTIVATIONS``."""
+        """One of the output activations of ``skae._nn._network.OUTPUT_ACTIVATIONS``."""
         return _OUTPUT_ACTIVATIONS[name](self, x)
 
 
@@ -227,7 +227,7 @@ _OUTPUT_ACTIVATIONS = {
 }
 
 
-# The network kinds of skae._network.NETWORKS. Each has an encoder, from the
+# The network kinds of skae._nn._network.NETWORKS. Each has an encoder, from the
 # data to the codes, and a decoder, from the codes to the reconstruction in
 # the data's units, as the torch module's ``encode`` and ``decode``.
 

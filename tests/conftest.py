@@ -5,12 +5,12 @@ Seams
 Tests that need to watch or change what happens inside a fit use two seams,
 and no other internal import path:
 
-- ``skae._training.train``, the training loop. The estimators call it
-  through the module (``_training.train(...)``), so replacing the module's
-  attribute, ``monkeypatch.setattr(skae._training, "train", wrapper)``,
+- ``skae._nn._train.train``, the training loop. The estimators call it
+  through the module (``_train.train(...)``), so replacing the module's
+  attribute, ``monkeypatch.setattr(skae._nn._train, "train", wrapper)``,
   reaches every fit, warm start and ``partial_fit``. The
   :func:`watch_training` fixture does this.
-- ``skae._optim.Adam.step``, one optimizer step, which the loop calls once a
+- ``skae._nn._optim.Adam.step``, one optimizer step, which the loop calls once a
   mini-batch. The :func:`interrupt_at` fixture patches it to raise
   ``KeyboardInterrupt`` as Ctrl-C would.
 
@@ -23,7 +23,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from skae import _optim, _training
+from skae._nn import _optim, _train
 
 # Stops after a few epochs without reaching max_iter (no epoch improves the
 # loss by tol), so no ConvergenceWarning.
@@ -108,19 +108,19 @@ def low_rank():
 def watch_training(monkeypatch):
     """Call ``hook(module, X, options, **kwargs)`` as each training run starts.
 
-    ``watch_training(hook)`` wraps the seam ``skae._training.train``; the
+    ``watch_training(hook)`` wraps the seam ``skae._nn._train.train``; the
     hook sees the arguments the estimator passes and runs in the thread and
     settings of the training run. The wrapper is removed after the test.
     """
 
     def watch(hook):
-        train = _training.train
+        train = _train.train
 
         def watched(*args, **kwargs):
             hook(*args, **kwargs)
             return train(*args, **kwargs)
 
-        monkeypatch.setattr(_training, "train", watched)
+        monkeypatch.setattr(_train, "train", watched)
 
     return watch
 
@@ -129,7 +129,7 @@ def watch_training(monkeypatch):
 def interrupt_at(monkeypatch):
     """Make the optimizer raise KeyboardInterrupt at its n-th step from now.
 
-    ``interrupt_at(n)`` patches the seam ``skae._optim.Adam.step``; steps
+    ``interrupt_at(n)`` patches the seam ``skae._nn._optim.Adam.step``; steps
     before the n-th run as usual, and the patch stays for the test, so a
     later call is interrupted only if it reaches step n of the count.
     """

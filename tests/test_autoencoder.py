@@ -24,8 +24,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skae
 from conftest import DIVERGED, DIVERGING, principal_angle_sines
 from skae import AutoencoderTransformer
-from skae._batches import inference_rows
-from skae._pca_start import _leading_eigenvectors
+from skae._nn._batches import inference_rows
+from skae._nn._start import _leading_eigenvectors
 
 # Shapes and the transformer contract
 

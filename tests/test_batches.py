@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skae import AutoencoderTransformer, _batches
-from skae._batches import INFERENCE_BYTES, INFERENCE_ROWS, inference_rows
+from skae import AutoencoderTransformer
+from skae._nn import _batches
+from skae._nn._batches import INFERENCE_BYTES, INFERENCE_ROWS, inference_rows
 
 
 def test_rows_per_pass_are_bounded_by_bytes():

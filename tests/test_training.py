@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from skae import AutoencoderTransformer
-from skae._batches import MaskedPairs
-from skae._network import Autoencoder, ResidualAutoencoder
-from skae._optim import Adam, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, PerceptronStep
-from skae._training import TrainingOptions, train
+from skae._nn._batches import MaskedPairs
+from skae._nn._network import Autoencoder, ResidualAutoencoder
+from skae._nn._optim import Adam, flat_parameters, learning_rate_at
+from skae._nn._steps import AutogradStep, LinearStep, PerceptronStep
+from skae._nn._train import TrainingOptions, train
 
 
 def _options(**resolved):

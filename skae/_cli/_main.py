@@ -18,19 +18,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skae import __version__
 from skae._autoencoder import AutoencoderTransformer
-from skae._cli_data import DataError, load
-from skae._cli_options import (
+from skae._cli._data import DataError, load
+from skae._cli._options import (
     AUTOENCODER_OPTIONS,
     LARGEST_DEFAULT_DIM,
     PROG,
     UsageError,
     parse_args,
 )
-from skae._cli_report import Progress, summary, table, write_figures, write_tables
+from skae._cli._report import Progress, summary, table, write_figures, write_tables
 from skae._compare import compare_errors, fit_at_dimension
-from skae._image_display import square_image_shape
+from skae._plot._image_display import square_image_shape
+from skae._version import __version__
 
 MODELS = ("PCA", "linear AE", "nonlinear AE")
 # Rows of the training data that the warm-up fit sees.

@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from skae._compare import fit_at_dimension
-from skae._image_display import ReconstructionDisplay
-from skae._plotting import as_list, axes_or_new, default_name
+from skae._plot._image_display import ReconstructionDisplay
+from skae._plot._utils import as_list, axes_or_new, default_name
 
 __all__ = ["LossCurveDisplay", "ReconstructionDisplay", "ReconstructionErrorDisplay"]
 

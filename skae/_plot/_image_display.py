@@ -8,7 +8,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_array
 
 from skae._compare import reconstruct
-from skae._plotting import as_list, axes_or_new, default_name
+from skae._plot._utils import as_list, axes_or_new, default_name
 
 
 def square_image_shape(n_features):

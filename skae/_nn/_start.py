@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.decomposition import PCA
 
-from skae._network import Autoencoder, ResidualAutoencoder
+from skae._nn._network import Autoencoder, ResidualAutoencoder
 
 
 def location_scale(X, chunk_size=4096):
@@ -174,7 +174,7 @@ def init_pca(module, components, mean, generator, sample=None):
 
     Parameters
     ----------
-    module : network of :mod:`skae._network`
+    module : network of :mod:`skae._nn._network`
         A network with a ``linear_path``; its other weights are drawn at
         random.
 
@@ -233,9 +233,9 @@ def start_network(
 
     A network with a linear output works on X centred and divided by one
     global scale (:func:`location_scale`). ``init="pca"`` with hidden layers
-    builds a :class:`~skae._network.ResidualAutoencoder`, whose perceptrons
+    builds a :class:`~skae._nn._network.ResidualAutoencoder`, whose perceptrons
     beside the linear path start at zero; otherwise the stacked
-    :class:`~skae._network.Autoencoder`. The randomised solvers PCA may use
+    :class:`~skae._nn._network.Autoencoder`. The randomised solvers PCA may use
     are seeded from ``random_state``, or from ``generator`` when it is not
     an int, never from a global random state.
     """

@@ -5,7 +5,7 @@ observed values; :func:`soft_impute` fits a shrunken low-rank model to the
 observed entries (Mazumder, Hastie and Tibshirani, 2010), choosing the
 shrinkage on held-out observed entries; :func:`linear_fill` fills a row's
 missing entries with a linear model's fixed point, this model's or the
-normal model's of :mod:`skae._gaussian`. The model becomes the linear path
+normal model's of :mod:`skae._impute._gaussian`. The model becomes the linear path
 of the imputer's network, as PCA's solution does for the transformer.
 """
 

@@ -5,7 +5,7 @@ their observed entries by expectation-maximisation (Dempster, Laird and
 Rubin, 1977; Little and Rubin, 2019, chapter 11), with a ridge on the
 covariance chosen on held-out observed entries. A row's missing entries are
 then best filled by their conditional mean given its observed entries. The
-model is returned in the form of :func:`skae._soft_impute.linear_fill`,
+model is returned in the form of :func:`skae._impute._soft_impute.linear_fill`,
 whose fixed point is that conditional mean, so that it can stand in for the
 low-rank model as the linear path of the imputer's network.
 """
@@ -163,7 +163,7 @@ def gaussian_model(Z, observed, held_out, *, rng):
     Returns
     -------
     model : tuple of ndarray
-        ``(mean, components, weights)`` as :func:`~skae._soft_impute.linear_fill`
+        ``(mean, components, weights)`` as :func:`~skae._impute._soft_impute.linear_fill`
         takes them: with ``K`` the precision matrix and ``c`` its largest
         eigenvalue, ``components @ diag(weights) @ components.T`` is
         ``I - K / c``, whose fixed point on a row's missing entries is their

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from skae import __version__
+from skae._version import __version__
 
 PROG = "skae"
 # The default dimensions are the powers of two up to this one that are

@@ -2,7 +2,7 @@
 
 Nothing here knows about scikit-learn estimators or a network's layer
 layout: :func:`train` takes a network with the contract of
-:mod:`skae._network`, arrays and :class:`TrainingOptions`, and returns what
+:mod:`skae._nn._network`, arrays and :class:`TrainingOptions`, and returns what
 happened in a :class:`TrainingResult`.
 """
 
@@ -15,15 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skae._batches import (
+from skae._nn._batches import (
     batches,
     entries_per_row,
     inference_rows,
     iter_pairs,
     reconstruction_error,
 )
-from skae._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
-from skae._steps import AutogradStep, LinearStep, PerceptronStep, corrupt, trainable
+from skae._nn._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
+from skae._nn._steps import AutogradStep, LinearStep, PerceptronStep, corrupt, trainable
 
 
 @dataclass(frozen=True)
@@ -214,11 +214,11 @@ def train(
 
     Parameters
     ----------
-    module : network of :mod:`skae._network`
+    module : network of :mod:`skae._nn._network`
         The network, already on ``device``.
 
     X : ndarray, scipy CSR matrix or MaskedPairs of shape (n_samples, n_features)
-        Training data in the module's dtype; :class:`~skae._batches.MaskedPairs`
+        Training data in the module's dtype; :class:`~skae._nn._batches.MaskedPairs`
         train the network to map inputs to other targets, scored on the
         masked entries only (with the "mse" loss).
 
@@ -235,7 +235,7 @@ def train(
         Validation data for early stopping, of the kind of X.
 
     optimizer_state : dict or None
-        State of an earlier :class:`~skae._optim.Adam` on this module, to
+        State of an earlier :class:`~skae._nn._optim.Adam` on this module, to
         continue from.
 
     first_epoch : int

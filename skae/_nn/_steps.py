@@ -3,7 +3,7 @@
 A step is called with a selection of rows; it writes the gradients of the
 objective (loss plus L2 penalty) to the flat gradient tensor and returns the
 batch's summed loss as a tensor. Steps use the network only through the
-contract of :mod:`skae._network`.
+contract of :mod:`skae._nn._network`.
 """
 
 import scipy.sparse as sp
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skae._batches import MaskedPairs, as_tensor, take
-from skae._optim import views
+from skae._nn._batches import MaskedPairs, as_tensor, take
+from skae._nn._optim import views
 
 
 def corrupt(batch, noise, noise_level, generator):
@@ -30,7 +30,7 @@ class AutogradStep:
     """Loss and gradients of a mini-batch by automatic differentiation.
 
     Works for any network, input corruption and device, and for
-    :class:`~skae._batches.MaskedPairs`, whose loss is the mean over the
+    :class:`~skae._nn._batches.MaskedPairs`, whose loss is the mean over the
     batch's masked entries. Calling it with a selection of rows writes the
     gradients of the objective (loss plus L2 penalty) to the flat gradient
     and returns the batch's summed loss. Parameters that do not require
@@ -211,7 +211,7 @@ class PerceptronStep(AutogradStep):
 
     The network is an encoder and a decoder, each a stack of linear layers
     and activations, with, for a network built beside a linear path, a
-    perceptron beside each (see :attr:`skae._network.Autoencoder.perceptrons`).
+    perceptron beside each (see :attr:`skae._nn._network.Autoencoder.perceptrons`).
     The forward and backward passes run as matrix products into the flat
     gradient, without building an autograd graph, with the inputs,
     corruption, losses and penalty of :class:`AutogradStep`, and the same

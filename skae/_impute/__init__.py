@@ -1,0 +1,1 @@
+"""The imputer's linear fill models: soft-impute and a multivariate normal."""
