@@ -17,7 +17,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -29,19 +28,14 @@ from skae._choices import (
     in_unit_interval,
     make_generator,
     resolve_batch_size,
-    resolve_device,
     resolve_early_stopping,
     resolve_init,
     resolve_output_activation,
-    resolve_precision,
     validation_rows,
 )
-from skae._fitted import FittedNetworkMixin
-from skae._nn import _train
+from skae._fitted import FittedNetworkMixin, Preparation
 from skae._nn._batches import rows_of
-from skae._nn._network import ACTIVATIONS
-from skae._nn._start import start_network
-from skae._nn._threads import flush_denormal, torch_threads
+from skae._nn._contract import ACTIVATIONS, choose_kind, start_network
 
 
 class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
@@ -227,157 +221,84 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             )
         return X
 
-    # The fit path
+    # The fit path: a first fit and a resumed one, sharing the training run.
 
     def _fit(self, X, *, first_call, incremental):
-        params = self._training_params()
-        check_noise(params["noise"], params["noise_level"])
-        device = resolve_device(self.device, type(self).__name__)
+        if first_call:
+            return self._first_fit(X, incremental=incremental)
+        return self._resumed_fit(X, incremental=incremental)
+
+    def _first_fit(self, X, *, incremental):
         generator = make_generator(self.random_state)
-        if first_call:
-            optimizer_state, t, first_epoch = None, 0, 1
-        else:
-            self._check_architecture()
-            X = X.astype(self.coefs_[0].dtype, copy=False)
-            optimizer_state, t, first_epoch = self._optimizer_state, self.t_, self.n_iter_ + 1
-            if incremental:
-                # Later chunks go on drawing from where the previous one stopped.
-                generator.set_state(torch.from_numpy(self._generator_state))
-        if first_call:
-            output_activation = resolve_output_activation(
-                params["output_activation"], params["loss"], in_unit_interval(X)
-            )
-            init = resolve_init(
-                params["init"], self._hidden_layer_sizes(X), params["code_activation"]
-            )
-            residual = init == "pca" and bool(self._hidden_layer_sizes(X))
-        else:
-            output_activation, init = self.output_activation_, self.init_
-            residual = self._network_spec["kind"] == "residual"
-            check_range(X, output_activation, self.loss)
-        early_stopping = not incremental and resolve_early_stopping(
-            self.early_stopping, residual, self.validation_fraction, X.shape[0]
+        preparation = self._prepare(X, generator, incremental=incremental)
+        X_train = preparation.X_train
+        batch_size = resolve_batch_size(self.batch_size, X_train.shape[0], incremental)
+        module = preparation.build(X_train)
+        module, result, run = self._run(
+            module, preparation, generator, batch_size=batch_size, incremental=incremental
         )
-        X_train, X_val = self._training_data(X, generator, early_stopping)
-        if first_call:
-            batch_size = resolve_batch_size(self.batch_size, X_train.shape[0], incremental)
-            module = self._build(X_train, output_activation, init, generator)
-        else:
-            batch_size = self.batch_size_
-            module = self._rebuild_network()
-        precision = resolve_precision(self.precision, device, module)
-        options = self._training_options(X_train, batch_size, incremental, precision)
-        module.to(device)
-        try:
-            # A step's forward and backward passes: about three multiply-adds
-            # per parameter and row.
-            work = 3 * options.batch_size * sum(p.numel() for p in module.parameters())
-            with torch_threads(work) as spare_threads, flush_denormal():
-                # Called through the module: tests replace _train.train here.
-                result = _train.train(
-                    module,
-                    X_train,
-                    options,
-                    X_val=X_val,
-                    generator=generator,
-                    device=device,
-                    optimizer_state=optimizer_state,
-                    first_epoch=first_epoch,
-                    gather_ahead=spare_threads > 0,
-                    keep_start=not incremental,
-                )
-        except _train.DivergenceError as error:
-            raise ValueError(
-                f"Training cannot start: {error}. The estimator was left as it was "
-                "before this call. Scale the data, e.g. with StandardScaler."
-            ) from None
-        if result.diverged:
-            self._warn_diverged(result, first_epoch)
-        if first_call and X_val is not None and result.best_epoch == 0:
+        if preparation.X_val is not None and result.best_epoch == 0:
             # Training did not beat the start on held-out rows: start from
             # all the rows instead, as PCA would.
-            module = self._build(X, output_activation, init, generator)
+            module = preparation.build(X)
             result.optimizer_state = None
-        module.to("cpu").eval()
-        self._set_network(module)
-        self._optimizer_state = result.optimizer_state
-        self.output_activation_ = output_activation
-        self.init_ = init
-        self.batch_size_ = batch_size
-        self.max_iter_ = options.max_iter
-        self.device_ = str(device)
-        self.precision_ = precision
-        self.n_components_ = module.encoding_dim
-        self._record_curves(result, first_call, early_stopping)
-        self.t_ = t + result.n_epochs * X_train.shape[0]
-        if result.n_epochs or first_call:
-            self._generator_state = generator.get_state().numpy()
-        # else no epoch was kept: the random stream stays where it was too.
-        if (
-            not incremental
-            and self.learning_rate == "constant"
-            and not result.stopped_early
-            and not result.interrupted
-            and result.n_epochs == options.max_iter
-        ):
-            warnings.warn(
-                f"Maximum iterations ({options.max_iter}) reached and the optimization "
-                "hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
+        vars(self).update(preparation.fitted)
+        return self._keep(module, result, run, generator, first_call=True)
 
-    def _warn_diverged(self, result, first_epoch):
-        epoch, loss = result.diverged
-        if result.best_epoch == 0:
-            kept = "the weights it started from"
-        else:
-            kept = f"the weights after epoch {first_epoch - 1 + result.best_epoch}"
-        criterion = "validation score" if result.validation_scores is not None else "loss"
-        warnings.warn(
-            f"Training diverged in epoch {epoch}: the training loss reached {loss:.3g}, "
-            f"over {_train.DIVERGENCE_FACTOR:g} times that of the starting weights. "
-            f"Training stopped and kept {kept}, which had the best {criterion}. Try a "
-            f"smaller learning_rate_init (currently {self.learning_rate_init}) or scale "
-            "the data, e.g. with StandardScaler.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-
-    def _training_options(self, X_train, batch_size, incremental, precision):
-        """The training parameters with their "auto" choices made for X_train."""
-        rows_per_batch = min(batch_size, X_train.shape[0])
+    def _resumed_fit(self, X, *, incremental):
+        self._check_architecture()
+        X = X.astype(self.coefs_[0].dtype, copy=False)
+        check_range(X, self.output_activation_, self.loss)
+        generator = make_generator(self.random_state)
         if incremental:
-            max_iter = 1
-        elif self.max_iter == "auto":
-            n_batches = -(-X_train.shape[0] // rows_per_batch)
-            max_iter = min(max(round(1000 / n_batches), 3), 50)
-        else:
-            max_iter = self.max_iter
-        return _train.TrainingOptions.from_params(
-            self._training_params(),
-            batch_size=rows_per_batch,
-            max_iter=max_iter,
-            learning_rate="constant" if incremental else self.learning_rate,
-            precision=precision,
+            # Later chunks go on drawing from where the previous one stopped.
+            generator.set_state(torch.from_numpy(self._generator_state))
+        module = self._rebuild_network()
+        early_stopping = not incremental and self._holds_out(module, X)
+        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
+        preparation = Preparation(X_train, X_val, build=None)
+        module, result, run = self._run(
+            module,
+            preparation,
+            generator,
+            batch_size=self.batch_size_,
+            incremental=incremental,
+            optimizer_state=self._optimizer_state,
+            t=self.t_,
+            first_epoch=self.n_iter_ + 1,
         )
+        return self._keep(module, result, run, generator, first_call=False)
 
-    def _training_params(self):
-        """The parameters the fit path reads, by name.
+    def _prepare(self, X, generator, *, incremental):
+        """The training and validation data made of X, and how to start the network.
 
-        An estimator that fixes some of the shared parameters (the loss,
-        say) rather than taking them from its user adds their values here.
+        The one hook through which an estimator adapts the fit path:
+        subclasses that train on something other than X's rows (pairs of
+        inputs and targets, say), or start elsewhere than at PCA's
+        solution, return their own :class:`Preparation`.
         """
-        return self.get_params(deep=False)
+        check_noise(self.noise, self.noise_level)
+        output_activation = resolve_output_activation(
+            self.output_activation, self.loss, in_unit_interval(X)
+        )
+        init = resolve_init(self.init, self._hidden_layer_sizes(X), self.code_activation)
+        request = self._network_request(X, output_activation, init)
+        early_stopping = not incremental and self._holds_out(choose_kind(request), X)
+        X_train, X_val = self._split(X, generator) if early_stopping else (X, None)
 
-    def _training_data(self, X, generator, early_stopping):
-        """The training and validation data (None without early stopping) made of X.
+        def build(rows):
+            return start_network(
+                rows, request, generator=generator, random_state=self.random_state
+            )
 
-        Subclasses that train on something other than X's rows (pairs of
-        inputs and targets, say) make it here.
-        """
-        return self._split(X, generator) if early_stopping else (X, None)
+        fitted = {"output_activation_": output_activation, "init_": init}
+        return Preparation(X_train, X_val, build, fitted)
+
+    def _holds_out(self, kind, X):
+        """Whether to hold out rows of X for early stopping with a network of ``kind``."""
+        return resolve_early_stopping(
+            self.early_stopping, kind.held_out_by_default, self.validation_fraction, X.shape[0]
+        )
 
     def _check_architecture(self):
         """Check that the parameters still describe the fitted network."""
@@ -405,19 +326,17 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         """
         return hidden_layer_sizes(self.hidden_layer_sizes)
 
-    def _build(self, X, output_activation, init, generator):
-        """A new network for X, initialised on CPU."""
-        return start_network(
-            X,
-            encoding_dim=self._encoding_dim(X),
-            hidden_layer_sizes=self._hidden_layer_sizes(X),
-            activation=self.activation,
-            code_activation=self.code_activation,
-            output_activation=output_activation,
-            init=init,
-            generator=generator,
-            random_state=self.random_state,
-        )
+    def _network_request(self, X, output_activation, init):
+        """What the network for training data X is to be, for :func:`choose_kind`."""
+        return {
+            "encoding_dim": self._encoding_dim(X),
+            "hidden_layer_sizes": list(self._hidden_layer_sizes(X)),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": output_activation,
+            "init": init,
+            "image_shape": None,
+        }
 
     def _split(self, X, generator):
         """Training and validation parts of X for early stopping."""

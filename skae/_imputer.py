@@ -1,5 +1,6 @@
 """Autoencoder as a scikit-learn imputer of missing values."""
 
+import functools
 import math
 import warnings
 from numbers import Real
@@ -12,10 +13,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
+from skae._choices import resolve_early_stopping
+from skae._fitted import Preparation
 from skae._impute._gaussian import gaussian_model
 from skae._impute._soft_impute import column_location_scale, linear_fill, soft_impute
 from skae._nn._batches import MaskedPairs, inference_passes
-from skae._nn._network import ResidualAutoencoder
+from skae._nn._contract import choose_kind
 from skae._nn._threads import torch_threads
 
 # Training rows: the data copied until there are about this many rows, at
@@ -342,18 +345,12 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
 
     # The fit path: the linear model first, then the network trained on its fills.
 
-    def _training_params(self):
-        return {
-            **self.get_params(deep=False),
-            "output_activation": "identity",
-            "loss": "mse",
-            "init": "pca",
-            "code_activation": "identity",
-            "noise": None,
-            "noise_level": 0.0,
-        }
+    def _prepare(self, X, generator, *, incremental):
+        """The linear model, fitted first; the network trained on its fills, started at it.
 
-    def _training_data(self, X, generator, early_stopping):
+        The linear model's attributes are set here, as the network's start
+        needs them; a fit that fails leaves the estimator as it was.
+        """
         observed = self._observed(X)
         if not observed.any():
             raise ValueError(
@@ -384,11 +381,16 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
             masks.append(hidden)
         targets = Z.astype(NETWORK_DTYPE)
         rows = np.arange(n_samples)
+        # Training may worsen the linear model it starts at: "auto" checks
+        # it on held-out rows whatever the network.
+        early_stopping = resolve_early_stopping(
+            self.early_stopping, True, self.validation_fraction, n_samples
+        )
         if early_stopping:
             rows, val_rows = self._split(rows, generator)
-        pairs = [self._pairs(inputs, targets, masks, rows)]
-        pairs.append(self._pairs(inputs, targets, masks, val_rows) if early_stopping else None)
-        return tuple(pairs)
+        X_train = self._pairs(inputs, targets, masks, rows)
+        X_val = self._pairs(inputs, targets, masks, val_rows) if early_stopping else None
+        return Preparation(X_train, X_val, functools.partial(self._start, generator=generator))
 
     @staticmethod
     def _pairs(inputs, targets, masks, rows):
@@ -398,36 +400,41 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
             np.concatenate([mask[rows] for mask in masks]),
         )
 
-    def _build(self, X, output_activation, init, generator):
-        """The network: the linear model's path, a perceptron beside it at zero."""
+    def _start(self, X, generator):
+        """The network for training rows X started at the linear model.
+
+        X is the training pairs, or the data when the network starts over
+        from all of it; the code scale of a network with perceptrons beside
+        its linear path is set on linear fills of its rows.
+        """
         components = self._fill_components.astype(NETWORK_DTYPE)
         weights = self._fill_weights.astype(NETWORK_DTYPE)
-        mean = self._fill_mean.astype(NETWORK_DTYPE)
         n_features, rank = components.shape
-        module = ResidualAutoencoder(
-            n_features,
-            rank,
-            self._hidden_layer_sizes(None),
-            self.activation,
-            "identity",
-            "identity",
-            dtype=torch.float32,
-        )
-        module.init_random(generator)
-        encoder, decoder = module.linear_path
-        encoding = components * weights
-        with torch.no_grad():
-            encoder.weight.copy_(torch.from_numpy(encoding.T.copy()))
-            encoder.bias.copy_(torch.from_numpy(-(mean @ encoding)))
-            decoder.weight.copy_(torch.from_numpy(components))
-            decoder.bias.copy_(torch.from_numpy(mean))
+        request = {
+            "n_features": n_features,
+            "encoding_dim": rank,
+            "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
+            "activation": self.activation,
+            "code_activation": "identity",
+            "output_activation": "identity",
+            "init": "pca",
+            "image_shape": None,
+            "dtype": "float32",
+        }
+        module = choose_kind(request).from_spec(request)
         if isinstance(X, MaskedPairs):
             sample = X.inputs[: 2 * TRAINING_ROWS // MAX_COPIES]
         else:
             X = X[:2000]
             observed = self._observed(X)
             sample = self._linear_fill(self._scaled(X, observed), observed)
-        module.set_code_scale(torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)))
+        module.start_at(
+            torch.from_numpy(components.T.copy()),
+            torch.from_numpy(self._fill_mean.astype(NETWORK_DTYPE)),
+            generator,
+            sample=torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)),
+            encoder_components=torch.from_numpy((components * weights).T.copy()),
+        )
         return module
 
     # Imputation

@@ -22,7 +22,7 @@ import torch
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._imputer import AutoencoderImputer
-from skae._nn._network import ACTIVATIONS, NETWORKS, OUTPUT_ACTIVATIONS
+from skae._nn._contract import KINDS, OUTPUT_ACTIVATIONS
 from skae._outlier import AutoencoderOutlierDetector
 from skae._version import __version__
 
@@ -368,36 +368,15 @@ def load(file):
 
 
 def _check_spec(spec):
-    """Check a network description read from a file, field by field."""
+    """Check a network description read from a file, through its kind."""
     if not isinstance(spec, dict):
         raise ValueError("The file's network description is not a dictionary.")
-    fields = {
-        "kind": lambda v: v in NETWORKS,
-        "n_features": lambda v: isinstance(v, int) and v >= 1,
-        "encoding_dim": lambda v: isinstance(v, int) and v >= 1,
-        "hidden_layer_sizes": lambda v: (
-            isinstance(v, list) and all(isinstance(w, int) and w >= 1 for w in v)
-        ),
-        "activation": lambda v: v in ACTIVATIONS,
-        "code_activation": lambda v: v in ACTIVATIONS,
-        "output_activation": lambda v: v in OUTPUT_ACTIVATIONS,
-        "dtype": lambda v: v in ("float32", "float64"),
-    }
-    if spec.get("kind") == "residual":
-        fields["code_scale"] = lambda v: (
-            isinstance(v, list)
-            and len(v) == spec.get("encoding_dim")
-            and all(isinstance(c, float) and math.isfinite(c) and c > 0 for c in v)
-        )
-    for name, valid in fields.items():
-        if name not in spec or isinstance(spec[name], bool) or not valid(spec[name]):
-            raise ValueError(
-                f"The file's network has an invalid {name}: {spec.get(name, 'missing')!r}."
-            )
-    if set(spec) != set(fields):
-        raise ValueError(
-            f"The file's network has unknown fields {sorted(set(spec) - set(fields))}."
-        )
+    if spec.get("kind") not in KINDS:
+        raise ValueError(f"The file's network has an invalid kind: {spec.get('kind')!r}.")
+    try:
+        KINDS[spec["kind"]].check_spec(spec)
+    except ValueError as error:
+        raise ValueError(f"The file does not describe a network skae builds: {error}") from None
 
 
 def _is_count(value, minimum=0):
@@ -467,10 +446,10 @@ def _check_state(estimator, attributes):
         raise ValueError(f"The file's network weights are not {spec['dtype']} arrays.")
     if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(attributes["scale_"]):
         raise ValueError("The file's network has non-finite weights.")
-    expected = NETWORKS[spec["kind"]].coef_shapes(spec)
+    coef_shapes, intercept_shapes = KINDS[spec["kind"]].array_shapes(spec)
     if (
-        [a.shape for a in coefs] != expected
-        or [a.shape for a in intercepts] != [(n_out,) for _, n_out in expected]
+        [a.shape for a in coefs] != [tuple(shape) for shape in coef_shapes]
+        or [a.shape for a in intercepts] != [tuple(shape) for shape in intercept_shapes]
         or attributes["shift_"].shape != (spec["n_features"],)
     ):
         raise ValueError("The file's network weights do not match its description.")

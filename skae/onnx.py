@@ -67,6 +67,7 @@ except ImportError as error:
     ) from error
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._nn._contract import KINDS
 
 # The first opset of each operator the graphs use, in the form they use it
 # (Add and its kin broadcast as numpy does from opset 7, Clip takes its
@@ -91,13 +92,19 @@ _SINCE = {
 
 @dataclass(frozen=True)
 class _Network:
-    """The fitted network of an estimator, as the arrays it is held in."""
+    """The fitted network of an estimator: its description, kind and named arrays."""
 
     spec: dict
-    coefs: list
-    intercepts: list
-    shift: np.ndarray
-    scale: float
+    kind: type
+    arrays: dict
+
+    def encode(self, graph, x):
+        """The nodes of the network's ``encode``."""
+        return self.kind.onnx_encode(graph, self.arrays, self.spec, x)
+
+    def decode(self, graph, codes):
+        """The nodes of the network's ``decode``."""
+        return self.kind.onnx_decode(graph, self.arrays, self.spec, codes)
 
 
 class _Graph:
@@ -167,11 +174,11 @@ class _Graph:
         return self.node("Add", product, self.constant(intercept, "intercept"))
 
     def activation(self, x, name):
-        """One of the hidden or code activations of ``skae._nn._network.ACTIVATIONS``."""
+        """One of the hidden or code activations of ``skae._nn._contract.ACTIVATIONS``."""
         return _ACTIVATIONS[name](self, x)
 
     def output_activation(self, x, name):
-        """One of the output activations of ``skae._nn._network.OUTPUT_ACTIVATIONS``."""
+        """One of the output activations of ``skae._nn._contract.OUTPUT_ACTIVATIONS``."""
         return _OUTPUT_ACTIVATIONS[name](self, x)
 
 
@@ -227,117 +234,6 @@ _OUTPUT_ACTIVATIONS = {
 }
 
 
-# The network kinds of skae._nn._network.NETWORKS. Each has an encoder, from the
-# data to the codes, and a decoder, from the codes to the reconstruction in
-# the data's units, as the torch module's ``encode`` and ``decode``.
-
-
-def _fold_normalization(coef, intercept, network):
-    """A first layer's weights and bias applied to data rather than normalised data."""
-    coef = np.asarray(coef, dtype=np.float64) / network.scale
-    return coef, np.asarray(intercept, dtype=np.float64) - network.shift @ coef
-
-
-def _fold_unnormalization(coef, intercept, network, *, shift=True):
-    """A last layer's weights and bias giving the data's units, for a linear output."""
-    coef = np.asarray(coef, dtype=np.float64) * network.scale
-    intercept = np.asarray(intercept, dtype=np.float64) * network.scale
-    return coef, intercept + network.shift if shift else intercept
-
-
-def _unnormalize(graph, logits, network):
-    """The output activation, then the normalisation undone."""
-    output = graph.output_activation(logits, network.spec["output_activation"])
-    if network.scale != 1.0:
-        output = graph.node("Mul", output, graph.constant(network.scale))
-    if np.any(network.shift != 0):
-        output = graph.node("Add", output, graph.constant(network.shift))
-    return output
-
-
-def _stack(graph, x, layers, activations):
-    """Linear layers, each followed by its activation."""
-    for (coef, intercept), activation in zip(layers, activations, strict=True):
-        x = graph.activation(graph.linear(x, coef, intercept), activation)
-    return x
-
-
-def _dense_layers(network):
-    """The encoder's and the decoder's (coef, intercept) pairs of a dense network."""
-    layers = list(zip(network.coefs, network.intercepts, strict=True))
-    n_encoder = len(network.spec["hidden_layer_sizes"]) + 1
-    return layers[:n_encoder], layers[n_encoder:]
-
-
-def _encode_dense(graph, network, x):
-    layers, _ = _dense_layers(network)
-    layers[0] = _fold_normalization(*layers[0], network)
-    spec = network.spec
-    activations = [spec["activation"]] * (len(layers) - 1) + [spec["code_activation"]]
-    return _stack(graph, x, layers, activations)
-
-
-def _decode_dense(graph, network, codes):
-    _, layers = _dense_layers(network)
-    activations = [network.spec["activation"]] * (len(layers) - 1) + ["identity"]
-    if network.spec["output_activation"] == "identity":
-        layers[-1] = _fold_unnormalization(*layers[-1], network)
-        return _stack(graph, codes, layers, activations)
-    return _unnormalize(graph, _stack(graph, codes, layers, activations), network)
-
-
-def _residual_layers(network):
-    """The (coef, intercept) pairs of a residual network.
-
-    Returns the encoder's linear layer, its perceptron's layers, the
-    decoder's linear layer and its perceptron's layers.
-    """
-    layers = list(zip(network.coefs, network.intercepts, strict=True))
-    n_branch = len(network.spec["hidden_layer_sizes"]) + 1
-    return (
-        layers[0],
-        layers[1 : 1 + n_branch],
-        layers[1 + n_branch],
-        layers[2 + n_branch :],
-    )
-
-
-def _branch(graph, x, layers, activation):
-    """A perceptron, without an activation after its last layer."""
-    return _stack(graph, x, layers, [activation] * (len(layers) - 1) + ["identity"])
-
-
-def _encode_residual(graph, network, x):
-    linear, branch, _, _ = _residual_layers(network)
-    branch[0] = _fold_normalization(*branch[0], network)
-    linear = graph.linear(x, *_fold_normalization(*linear, network))
-    return graph.node("Add", linear, _branch(graph, x, branch, network.spec["activation"]))
-
-
-def _decode_residual(graph, network, codes):
-    _, _, linear, branch = _residual_layers(network)
-    # The perceptron sees the codes divided by the code scale.
-    coef, intercept = branch[0]
-    code_scale = np.asarray(network.spec["code_scale"], dtype=np.float64)
-    branch[0] = np.asarray(coef, dtype=np.float64) / code_scale[:, np.newaxis], intercept
-    linear_output = network.spec["output_activation"] == "identity"
-    if linear_output:
-        linear = _fold_unnormalization(*linear, network)
-        branch[-1] = _fold_unnormalization(*branch[-1], network, shift=False)
-    output = graph.node(
-        "Add",
-        graph.linear(codes, *linear),
-        _branch(graph, codes, branch, network.spec["activation"]),
-    )
-    return output if linear_output else _unnormalize(graph, output, network)
-
-
-_NETWORKS = {
-    "dense": (_encode_dense, _decode_dense),
-    "residual": (_encode_residual, _decode_residual),
-}
-
-
 def _fitted_network(estimator):
     """The estimator's fitted network, or an error saying why it cannot be converted."""
     name = type(estimator).__name__
@@ -346,10 +242,12 @@ def _fitted_network(estimator):
         msg=f"This {name} instance is not fitted yet: fit it before converting it to ONNX.",
     )
     spec = estimator._network_spec
-    if spec["kind"] not in _NETWORKS:
+    kind = KINDS.get(spec["kind"])
+    if not hasattr(kind, "onnx_encode"):
+        convertible = sorted(name for name, cls in KINDS.items() if hasattr(cls, "onnx_encode"))
         raise NotImplementedError(
             f"skae.onnx cannot convert {name} with a network of kind {spec['kind']!r}; "
-            f"it converts the kinds {sorted(_NETWORKS)}."
+            f"it converts the kinds {convertible}."
         )
     for parameter, known in (
         ("activation", _ACTIVATIONS),
@@ -361,9 +259,8 @@ def _fitted_network(estimator):
                 f"skae.onnx cannot convert {name} with {parameter}={spec[parameter]!r}; "
                 f"it converts {sorted(known)}."
             )
-    return _Network(
-        spec, estimator.coefs_, estimator.intercepts_, estimator.shift_, estimator.scale_
-    )
+    arrays = {name: getattr(estimator, name) for name in kind.array_names}
+    return _Network(spec, kind, arrays)
 
 
 def _check_input(operator, n_features):
@@ -402,8 +299,7 @@ def _convert_transformer(scope, operator, container):
     """Converter of AutoencoderTransformer: the graph of ``transform``."""
     network = _fitted_network(operator.raw_operator)
     graph = _Graph(scope, operator, container)
-    encode, _ = _NETWORKS[network.spec["kind"]]
-    graph.output(encode(graph, network, graph.input()))
+    graph.output(network.encode(graph, graph.input()))
 
 
 update_registered_converter(

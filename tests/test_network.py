@@ -2,13 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from skae._nn._network import Autoencoder, build_network
+from skae._nn._contract import build_network
+from skae._nn.linear import Autoencoder
 
 
 def _network(hidden, dtype=torch.float64):
     generator = torch.Generator().manual_seed(0)
     shift = torch.randn(10, generator=generator, dtype=dtype)
-    module = Autoencoder(10, 3, hidden, "tanh", "identity", "identity", dtype, shift, 2.5)
+    module = Autoencoder(10, 3, hidden, "tanh", "identity", "identity", dtype)
+    module.set_normalization(shift, 2.5)
     module.init_random(generator)
     return module, shift
 
@@ -28,10 +30,13 @@ def test_encode_folds_the_normalisation_into_the_first_layer(hidden):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_network_is_rebuilt_from_its_spec_and_arrays(hidden, dtype):
     module, _ = _network(hidden, dtype)
-    coefs, intercepts, shift, scale = module.to_arrays()
-    assert [c.shape for c in coefs] == Autoencoder.coef_shapes(module.spec)
+    arrays = module.to_arrays()
+    coefs, intercepts, shift = arrays["coefs_"], arrays["intercepts_"], arrays["shift_"]
+    coef_shapes, intercept_shapes = Autoencoder.array_shapes(module.spec)
+    assert [c.shape for c in coefs] == coef_shapes
+    assert [i.shape for i in intercepts] == intercept_shapes
     assert all(isinstance(a, np.ndarray) for a in [*coefs, *intercepts, shift])
-    rebuilt = build_network(module.spec).load_arrays(coefs, intercepts, shift, scale)
+    rebuilt = build_network(module.spec).load_arrays(arrays)
     assert rebuilt.spec == module.spec and rebuilt.dtype == dtype
     x = torch.randn(20, 10, generator=torch.Generator().manual_seed(1), dtype=dtype)
     with torch.no_grad():
@@ -44,8 +49,9 @@ def test_network_is_rebuilt_from_its_spec_and_arrays(hidden, dtype):
 
 def test_weights_of_the_wrong_shape_are_refused():
     module, _ = _network(())
-    coefs, intercepts, shift, scale = module.to_arrays()
+    arrays = module.to_arrays()
+    coefs = arrays["coefs_"]
     with pytest.raises(ValueError, match="does not fit the network"):
-        module.load_arrays([coefs[0].T, coefs[1]], intercepts, shift, scale)
+        module.load_arrays({**arrays, "coefs_": [coefs[0].T, coefs[1]]})
     with pytest.raises(ValueError, match="The network has 2 layers"):
-        module.load_arrays(coefs[:1], intercepts, shift, scale)
+        module.load_arrays({**arrays, "coefs_": coefs[:1]})

@@ -13,7 +13,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderTransformer
-from skae._nn._network import ACTIVATIONS
+from skae._nn._contract import ACTIVATIONS
 
 skl2onnx = pytest.importorskip("skl2onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -161,8 +161,7 @@ def _reconstruction_shape(operator):
 def _convert_reconstruction(scope, operator, container):
     network = skae_onnx._fitted_network(operator.raw_operator)
     graph = skae_onnx._Graph(scope, operator, container)
-    encode, decode = skae_onnx._NETWORKS[network.spec["kind"]]
-    graph.output(decode(graph, network, encode(graph, network, graph.input())))
+    graph.output(network.decode(graph, network.encode(graph, graph.input())))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from skae import AutoencoderTransformer, _choices
 from skae._choices import BFLOAT16_MIN_PARAMETERS, resolve_precision
-from skae._nn._network import Autoencoder
+from skae._nn.linear import Autoencoder
 
 
 def _network(n_parameters, dtype=torch.float32):

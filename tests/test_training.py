@@ -4,10 +4,11 @@ import torch
 
 from skae import AutoencoderTransformer
 from skae._nn._batches import MaskedPairs
-from skae._nn._network import Autoencoder, ResidualAutoencoder
 from skae._nn._optim import Adam, flat_parameters, learning_rate_at
 from skae._nn._steps import AutogradStep, LinearStep, PerceptronStep
 from skae._nn._train import TrainingOptions, train
+from skae._nn.linear import Autoencoder
+from skae._nn.residual import ResidualAutoencoder
 
 
 def _options(**resolved):
@@ -30,9 +31,8 @@ def _options(**resolved):
 
 
 def _module(output_activation, *, hidden=(), shift=None, scale=1.0, dtype=torch.float64):
-    module = Autoencoder(
-        12, 3, list(hidden), "relu", "identity", output_activation, dtype, shift, scale
-    )
+    module = Autoencoder(12, 3, list(hidden), "relu", "identity", output_activation, dtype)
+    module.set_normalization(shift, scale)
     module.init_random(torch.Generator().manual_seed(0))
     return module
 
@@ -106,9 +106,8 @@ def _perceptron_module(kind, activation, output_activation, hidden):
     network = ResidualAutoencoder if kind == "residual" else Autoencoder
     code_activation = "identity" if kind == "residual" else activation
     shift = torch.as_tensor(0.1 * rng.rand(12))
-    module = network(
-        12, 3, hidden, activation, code_activation, output_activation, torch.float64, shift, 1.3
-    )
+    module = network(12, 3, hidden, activation, code_activation, output_activation, torch.float64)
+    module.set_normalization(shift, 1.3)
     module.init_random(torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in module.parameters():

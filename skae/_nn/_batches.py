@@ -141,7 +141,7 @@ def _numpy_dtype(module):
 
 
 def _widest(module, X):
-    return max(X.shape[1], *(p.shape[0] for p in module.penalized_parameters()))
+    return max(X.shape[1], module.cost_per_row()[1])
 
 
 def inference_passes(module, X):

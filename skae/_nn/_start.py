@@ -2,22 +2,18 @@
 
 :func:`location_scale` gives the normalisation a network with a linear
 output works in; :func:`principal_axes` computes PCA's mean and leading
-axes as :class:`~sklearn.decomposition.PCA` does; :func:`init_pca` sets a
-network's linear path to that solution, so that training begins where PCA
-ends; :func:`start_network` builds a network for the data and starts it
-there, or at random.
+axes as :class:`~sklearn.decomposition.PCA` does; :func:`start_linear_path`
+sets a network's linear path to that solution, so that training begins
+where PCA ends.
 """
 
 import warnings
-from numbers import Integral
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import torch
 from sklearn.decomposition import PCA
-
-from skae._nn._network import Autoencoder, ResidualAutoencoder
 
 
 def location_scale(X, chunk_size=4096):
@@ -160,8 +156,8 @@ def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
     decoder.bias.copy_(coef[-1])
 
 
-def init_pca(module, components, mean, generator, sample=None):
-    """Start a network's linear path at a PCA solution.
+def start_linear_path(module, components, mean, generator, sample=None, encoder_components=None):
+    """Start a network's linear path at a PCA solution, or another linear model.
 
     The encoder projects centred data on ``components``. With a linear (or
     clipped) output the decoder maps codes back with the same components, so
@@ -189,12 +185,18 @@ def init_pca(module, components, mean, generator, sample=None):
 
     sample : torch.Tensor of shape (n_samples, n_features) or None
         Training rows to fit a sigmoid output's decoder to.
+
+    encoder_components : torch.Tensor of shape (n_components, n_features) or None
+        The encoder's weights, when they are not ``components``: for a
+        linear model whose codes are not orthogonal projections.
     """
     encoder, decoder = module.linear_path
     n_components = components.shape[0]
     module.init_random(generator)
+    if encoder_components is None:
+        encoder_components = components
     with torch.no_grad():
-        encoder.weight[:n_components] = components
+        encoder.weight[:n_components] = encoder_components
         encoder.weight[n_components:] *= 1e-2
         encoder.bias.copy_(-(encoder.weight @ mean))
         decoder.weight.zero_()
@@ -215,74 +217,3 @@ def sample_rows(X, generator, size=2000):
     rows = torch.randperm(X.shape[0], generator=generator)[:size].sort().values.numpy()
     sample = X[rows]
     return torch.from_numpy(sample.toarray() if sp.issparse(sample) else sample)
-
-
-def start_network(
-    X,
-    *,
-    encoding_dim,
-    hidden_layer_sizes,
-    activation,
-    code_activation,
-    output_activation,
-    init,
-    generator,
-    random_state,
-):
-    """A new network for X, on CPU, started at PCA's solution or at random.
-
-    A network with a linear output works on X centred and divided by one
-    global scale (:func:`location_scale`). ``init="pca"`` with hidden layers
-    builds a :class:`~skae._nn._network.ResidualAutoencoder`, whose perceptrons
-    beside the linear path start at zero; otherwise the stacked
-    :class:`~skae._nn._network.Autoencoder`. The randomised solvers PCA may use
-    are seeded from ``random_state``, or from ``generator`` when it is not
-    an int, never from a global random state.
-    """
-    dtype = torch.float32 if X.dtype == np.float32 else torch.float64
-    shift, scale = location_scale(X) if output_activation == "identity" else (None, 1.0)
-    if not 1e-150 < scale < 1e150:
-        raise ValueError(
-            f"X's values deviate from their mean by about {scale:.1e}: squared "
-            "reconstruction errors of that size cannot be represented in float64. "
-            "Rescale X, e.g. with StandardScaler."
-        )
-    residual = bool(hidden_layer_sizes) and init == "pca"
-    network = ResidualAutoencoder if residual else Autoencoder
-    module = network(
-        X.shape[1],
-        encoding_dim,
-        hidden_layer_sizes,
-        activation,
-        code_activation,
-        output_activation,
-        dtype=dtype,
-        shift=shift,
-        scale=scale,
-    )
-    if init != "pca":
-        module.init_random(generator)
-        return module
-    # Huge or tiny values would overflow or underflow the covariance; such
-    # data is worth one scaled copy.
-    pca_scale = 1.0 if 1e-8 < scale < 1e8 else scale
-    X_pca = X if pca_scale == 1.0 else X / pca_scale
-    if isinstance(random_state, Integral):
-        seed = random_state
-    else:
-        seed = generator.initial_seed() % 2**32
-    mean, components = principal_axes(X_pca, encoding_dim, seed)
-    if shift is not None:
-        mean = (mean * pca_scale - shift) / scale
-    needs_sample = output_activation == "sigmoid" or residual
-    sample = sample_rows(X, generator) if needs_sample else None
-    init_pca(
-        module,
-        torch.as_tensor(components, dtype=dtype),
-        torch.as_tensor(mean, dtype=dtype),
-        generator,
-        sample=sample if output_activation == "sigmoid" else None,
-    )
-    if residual:
-        module.set_code_scale(sample)
-    return module

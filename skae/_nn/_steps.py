@@ -3,7 +3,7 @@
 A step is called with a selection of rows; it writes the gradients of the
 objective (loss plus L2 penalty) to the flat gradient tensor and returns the
 batch's summed loss as a tensor. Steps use the network only through the
-contract of :mod:`skae._nn._network`.
+contract of :mod:`skae._nn._contract`.
 """
 
 import scipy.sparse as sp
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skae._nn._batches import MaskedPairs, as_tensor, take
+from skae._nn._objective import objective
 from skae._nn._optim import views
 
 
@@ -47,13 +48,12 @@ class AutogradStep:
         self.dense = None if sp.issparse(X) else as_tensor(X)
         self.params = trainable(module)
         self.grads = views(grad, self.params)
-        # The L2 penalty's gradient, alpha * W / n, is added to the weights'
-        # gradients directly: cheaper than differentiating the penalty.
         weights = {id(weight) for weight in module.penalized_parameters()}
         self.weights = [p for p in self.params if id(p) in weights]
         self.weight_grads = [
             g for p, g in zip(self.params, self.grads, strict=True) if id(p) in weights
         ]
+        self.options = options
         self.loss = options.loss
         self.alpha = options.alpha
         self.noise = options.noise
@@ -85,7 +85,11 @@ class AutogradStep:
         return inputs, targets, mask
 
     def penalize(self, n_rows):
-        """Add the L2 penalty's gradient, alpha * W / n_rows, to the weights' gradients."""
+        """Add the L2 penalty's gradient, alpha * W / n_rows, to the weights' gradients.
+
+        For the steps worked out by hand; the gradient of the ``"l2"`` term
+        of :func:`~skae._nn._objective.objective`.
+        """
         if self.alpha:
             with torch.no_grad():
                 torch._foreach_add_(self.weight_grads, self.weights, alpha=self.alpha / n_rows)
@@ -94,20 +98,11 @@ class AutogradStep:
         module = self.module
         inputs, targets, mask = self.batch(rows)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = module(inputs)
-        logits = logits.to(targets.dtype)
-        if mask is not None:
-            # The squared error on the masked entries only.
-            total = ((module.activate(logits) - targets).square() * mask).sum()
-            objective = total / mask.sum().clamp(min=1)
-        elif self.loss == "bce":
-            objective = F.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            objective = F.mse_loss(module.activate(logits), targets)
-        grads = torch.autograd.grad(objective, self.params)
+            logits = module(inputs, generator=self.generator)
+        value, total = objective(module, logits.to(targets.dtype), targets, mask, self.options)
+        grads = torch.autograd.grad(value, self.params)
         torch._foreach_copy_(self.grads, grads)
-        self.penalize(targets.shape[0])
-        return total.detach() if mask is not None else objective.detach() * targets.numel()
+        return total
 
 
 # The derivative of each hidden activation, applied to the gradient of its
@@ -211,7 +206,7 @@ class PerceptronStep(AutogradStep):
 
     The network is an encoder and a decoder, each a stack of linear layers
     and activations, with, for a network built beside a linear path, a
-    perceptron beside each (see :attr:`skae._nn._network.Autoencoder.perceptrons`).
+    perceptron beside each (see :attr:`skae._nn.linear.Autoencoder.perceptrons`).
     The forward and backward passes run as matrix products into the flat
     gradient, without building an autograd graph, with the inputs,
     corruption, losses and penalty of :class:`AutogradStep`, and the same

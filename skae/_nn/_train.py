@@ -6,6 +6,7 @@ layout: :func:`train` takes a network with the contract of
 happened in a :class:`TrainingResult`.
 """
 
+import contextlib
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from skae._nn._batches import (
     batches,
@@ -22,8 +22,9 @@ from skae._nn._batches import (
     iter_pairs,
     reconstruction_error,
 )
+from skae._nn._objective import summed_loss
 from skae._nn._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
-from skae._nn._steps import AutogradStep, LinearStep, PerceptronStep, corrupt, trainable
+from skae._nn._steps import AutogradStep, LinearStep, corrupt, trainable
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class TrainingOptions:
 
     The fields have the names and meanings of the estimators' parameters
     (see :class:`skae.AutoencoderTransformer`), with the "auto" choices
-    already made; there are no defaults here, only the estimators'.
+    already made. An estimator without ``loss``, ``noise`` or
+    ``noise_level`` (one that trains on pairs of its own making, say) trains
+    on the squared error of clean inputs.
     """
 
-    loss: str
     batch_size: int
     max_iter: int
     learning_rate_init: float
@@ -44,15 +46,23 @@ class TrainingOptions:
     shuffle: bool
     tol: float
     n_iter_no_change: int | float
-    noise: str | None
-    noise_level: float
     verbose: bool
     precision: str
+    loss: str = "mse"
+    noise: str | None = None
+    noise_level: float = 0.0
 
     @classmethod
     def from_params(cls, params, **resolved):
         """Options from an estimator's ``get_params()``, with ``resolved`` choices."""
-        return cls(**{f.name: resolved.get(f.name, params[f.name]) for f in fields(cls)})
+        names = [f.name for f in fields(cls)]
+        return cls(
+            **{
+                name: resolved.get(name, params[name])
+                for name in names
+                if name in {**params, **resolved}
+            }
+        )
 
 
 @dataclass
@@ -147,15 +157,11 @@ def _start_losses(module, X, options, generator, device):
         if options.noise is not None:
             inputs = corrupt(inputs, options.noise, options.noise_level, generator)
         logits = module(target if inputs is batch else module.normalize(inputs))
-        if loss == "bce":
-            total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
+        total += float(summed_loss(module, logits, target, mask, loss))
+        if loss == "bce" and mask is None:
             null += math.log(2.0) * target.numel()
-        elif mask is None:
-            total += float((module.activate(logits) - target).square_().sum())
-            null += float(target.square().sum())
         else:
-            total += float(((module.activate(logits) - target).square_() * mask).sum())
-            null += float((target.square() * mask).sum())
+            null += float((target.square() if mask is None else target.square() * mask).sum())
     n_elements = max(X.shape[0] * entries_per_row(X), 1)
     return total / n_elements, null / n_elements
 
@@ -261,139 +267,194 @@ def train(
     DivergenceError
         If the starting weights give a non-finite loss.
     """
-    device = torch.device(device)
-    params = trainable(module)
-    n_samples = X.shape[0]
-    batch_size, max_iter = options.batch_size, options.max_iter
-    n_batches = math.ceil(n_samples / batch_size)
-    total_steps = max(max_iter * n_batches, 1)
-    result = TrainingResult(validation_scores=None if X_val is None else [])
-    loss_scale = float(module.scale) ** 2 if options.loss == "mse" else 1.0
-    module.eval()
-    start_loss, null_loss = _start_losses(module, X, options, generator, device)
-    if not math.isfinite(start_loss):
-        raise DivergenceError(start_loss)
-    # The floor keeps rounding noise on data reconstructed exactly (constant
-    # data, say) from counting as growth.
-    limit = DIVERGENCE_FACTOR * max(start_loss, null_loss, DIVERGENCE_FLOOR)
-    tol = options.tol * loss_scale
-    compute_dtype = torch.bfloat16 if options.precision == "bfloat16" else module.dtype
-    with flat_parameters(params) as (flat, grad), ComputeCopy(params, flat, compute_dtype) as copy:
-        optimizer = Adam(flat, grad, state=optimizer_state)
-        linear = LinearStep.applies(module, X, options, device)
-        gather_ahead = gather_ahead and linear and options.shuffle
-        if linear:
-            batch_step = LinearStep(module, X, grad, options=options, gather_ahead=gather_ahead)
-        else:
-            step_class = (
-                PerceptronStep
-                if PerceptronStep.applies(module, X, options, device)
-                else AutogradStep
-            )
-            batch_step = step_class(
-                module, X, grad, options=options, generator=generator, device=device
-            )
-        if X_val is None:
-            best = _Best(flat, optimizer, start_loss * loss_scale if keep_start else math.inf)
-        else:
-            start_errors = _validation_errors(module, X_val, device, copy)
-            best = _Best(flat, optimizer, -float(start_errors.mean()))
-        start = best.weights, best.optimizer_state
-        no_improvement = 0
-        step = 0
+    run = _Run(
+        module,
+        X,
+        options,
+        generator=generator,
+        device=torch.device(device),
+        X_val=X_val,
+        optimizer_state=optimizer_state,
+        gather_ahead=gather_ahead,
+        keep_start=keep_start,
+    )
+    with run:
         epoch = first_epoch
-        executor = ThreadPoolExecutor(1) if gather_ahead else None
         try:
-            for epoch in range(first_epoch, first_epoch + max_iter):
-                module.train()
-                order = torch.randperm(n_samples, generator=generator) if options.shuffle else None
-                selections = batches(n_samples, batch_size, order)
-                if executor is not None:
-                    selections = batch_step.ahead(selections, executor)
-                batch_losses = []
-                for rows in selections:
-                    batch_losses.append(batch_step(rows))
-                    optimizer.step(
-                        learning_rate_at(
-                            options.learning_rate,
-                            options.learning_rate_init,
-                            step / total_steps,
-                        )
-                    )
-                    copy.refresh()
-                    step += 1
-                    if len(batch_losses) % CHECK_EVERY == 0:
-                        recent = _per_element(batch_losses[-CHECK_EVERY:], batch_size, X)
-                        if not recent <= limit:
-                            result.diverged = (epoch, recent * loss_scale)
-                            break
-                if result.diverged:
-                    break
-                # One synchronisation per epoch: the batch losses stay tensors until here.
-                epoch_loss = torch.stack(batch_losses).double().sum().item()
-                epoch_loss /= n_samples * entries_per_row(X)
-                if not epoch_loss <= limit:
-                    result.diverged = (epoch, epoch_loss * loss_scale)
-                    break
-                epoch_loss *= loss_scale
-                result.loss_curve.append(epoch_loss)
-                result.n_epochs += 1
-                if X_val is None:
-                    value = epoch_loss
-                    improved = value <= best.value - tol
-                    is_best = value < best.value
-                else:
-                    value = _validation_score(module, X_val, device, copy)
-                    result.validation_scores.append(value)
-                    improved = value >= best.value + tol
-                    is_best = value > best.value
-                if options.verbose:
-                    message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"
-                    if X_val is not None:
-                        message += f", validation score = {value:.8f}"
-                    print(message, flush=True)
-                if is_best:
-                    best.keep(value, result.n_epochs)
-                no_improvement = 0 if improved else no_improvement + 1
-                if no_improvement > options.n_iter_no_change:
-                    result.stopped_early = True
-                    if options.verbose:
-                        print(
-                            f"Training stopped: no improvement of at least tol={options.tol} "
-                            f"for {options.n_iter_no_change} consecutive epochs.",
-                            flush=True,
-                        )
+            for epoch in range(first_epoch, first_epoch + options.max_iter):
+                if run.epoch(epoch):
                     break
         except KeyboardInterrupt:
             warnings.warn(
                 f"Training interrupted by user at epoch {epoch}; keeping the best "
                 "weights found so far.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
-            result.interrupted = True
-            # The epochs after the best are dropped with their weights, so
-            # that the counters describe the weights kept.
-            del result.loss_curve[best.epoch :]
-            if result.validation_scores is not None:
-                del result.validation_scores[best.epoch :]
-            result.n_epochs = best.epoch
-        finally:
-            if executor is not None:
-                executor.shutdown(cancel_futures=True)
+            run.interrupt()
+        return run.finish()
+
+
+class _Run:
+    """One call of :func:`train` in three parts: set-up, one epoch, finish.
+
+    Setting up measures the starting weights' loss, chooses the step (by
+    hand where the network has one, else autograd) and holds the flat
+    parameters and the optimizer; :meth:`epoch` runs one epoch and says
+    whether training is to stop; :meth:`finish` restores the best weights.
+    Used as a context manager, it owns the flat views of the parameters.
+    """
+
+    def __init__(self, module, X, options, *, generator, device, X_val, optimizer_state, **setup):
+        self.module, self.X, self.X_val, self.options = module, X, X_val, options
+        self.generator, self.device = generator, device
+        self.optimizer_state = optimizer_state
+        self.gather_ahead, self.keep_start = setup["gather_ahead"], setup["keep_start"]
+        self.n_batches = math.ceil(X.shape[0] / options.batch_size)
+        self.total_steps = max(options.max_iter * self.n_batches, 1)
+        self.result = TrainingResult(validation_scores=None if X_val is None else [])
+        self.loss_scale = float(module.scale) ** 2 if options.loss == "mse" else 1.0
+        module.eval()
+        start_loss, null_loss = _start_losses(module, X, options, generator, device)
+        if not math.isfinite(start_loss):
+            raise DivergenceError(start_loss)
+        self.start_loss = start_loss
+        # The floor keeps rounding noise on data reconstructed exactly (constant
+        # data, say) from counting as growth.
+        self.limit = DIVERGENCE_FACTOR * max(start_loss, null_loss, DIVERGENCE_FLOOR)
+        self.tol = options.tol * self.loss_scale
+        self.no_improvement = 0
+        self.step = 0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        module, X, options = self.module, self.X, self.options
+        params = trainable(module)
+        compute_dtype = torch.bfloat16 if options.precision == "bfloat16" else module.dtype
+        self.flat, grad = self._stack.enter_context(flat_parameters(params))
+        self.copy = self._stack.enter_context(ComputeCopy(params, self.flat, compute_dtype))
+        self.optimizer = Adam(self.flat, grad, state=self.optimizer_state)
+        step_class = module.hand_step(X, options, self.device) or AutogradStep
+        linear = step_class is LinearStep
+        self.gather_ahead = self.gather_ahead and linear and options.shuffle
+        if linear:
+            self.batch_step = LinearStep(
+                module, X, grad, options=options, gather_ahead=self.gather_ahead
+            )
+        else:
+            self.batch_step = step_class(
+                module, X, grad, options=options, generator=self.generator, device=self.device
+            )
+        if self.X_val is None:
+            start = self.start_loss * self.loss_scale if self.keep_start else math.inf
+            self.best = _Best(self.flat, self.optimizer, start)
+        else:
+            self.start_errors = _validation_errors(module, self.X_val, self.device, self.copy)
+            self.best = _Best(self.flat, self.optimizer, -float(self.start_errors.mean()))
+        self.start = self.best.weights, self.best.optimizer_state
+        self.executor = ThreadPoolExecutor(1) if self.gather_ahead else None
+        if self.executor is not None:
+            self._stack.callback(self.executor.shutdown, cancel_futures=True)
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._stack.__exit__(*exc_info)
+
+    def epoch(self, epoch):
+        """Run one epoch; returns whether training is to stop."""
+        module, X, options, result = self.module, self.X, self.options, self.result
+        module.train()
+        order = torch.randperm(X.shape[0], generator=self.generator) if options.shuffle else None
+        selections = batches(X.shape[0], options.batch_size, order)
+        if self.executor is not None:
+            selections = self.batch_step.ahead(selections, self.executor)
+        batch_losses = []
+        for rows in selections:
+            batch_losses.append(self.batch_step(rows))
+            self.optimizer.step(
+                learning_rate_at(
+                    options.learning_rate,
+                    options.learning_rate_init,
+                    self.step / self.total_steps,
+                )
+            )
+            self.copy.refresh()
+            self.step += 1
+            if len(batch_losses) % CHECK_EVERY == 0:
+                recent = _per_element(batch_losses[-CHECK_EVERY:], options.batch_size, X)
+                if not recent <= self.limit:
+                    result.diverged = (epoch, recent * self.loss_scale)
+                    return True
+        # One synchronisation per epoch: the batch losses stay tensors until here.
+        epoch_loss = torch.stack(batch_losses).double().sum().item()
+        epoch_loss /= X.shape[0] * entries_per_row(X)
+        if not epoch_loss <= self.limit:
+            result.diverged = (epoch, epoch_loss * self.loss_scale)
+            return True
+        epoch_loss *= self.loss_scale
+        result.loss_curve.append(epoch_loss)
+        result.n_epochs += 1
+        return self._score(epoch, epoch_loss)
+
+    def _score(self, epoch, epoch_loss):
+        """Compare the epoch's weights with the best; returns whether to stop early."""
+        options, result, best = self.options, self.result, self.best
+        if self.X_val is None:
+            value = epoch_loss
+            improved = value <= best.value - self.tol
+            is_best = value < best.value
+        else:
+            value = _validation_score(self.module, self.X_val, self.device, self.copy)
+            result.validation_scores.append(value)
+            improved = value >= best.value + self.tol
+            is_best = value > best.value
+        if options.verbose:
+            message = f"Iteration {epoch}, loss = {epoch_loss:.8f}"
+            if self.X_val is not None:
+                message += f", validation score = {value:.8f}"
+            print(message, flush=True)
+        if is_best:
+            best.keep(value, result.n_epochs)
+        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if self.no_improvement > options.n_iter_no_change:
+            result.stopped_early = True
+            if options.verbose:
+                print(
+                    f"Training stopped: no improvement of at least tol={options.tol} "
+                    f"for {options.n_iter_no_change} consecutive epochs.",
+                    flush=True,
+                )
+            return True
+        return False
+
+    def interrupt(self):
+        """Drop the epochs after the best with their weights, so that the
+        counters describe the weights kept."""
+        result, best = self.result, self.best
+        result.interrupted = True
+        del result.loss_curve[best.epoch :]
+        if result.validation_scores is not None:
+            del result.validation_scores[best.epoch :]
+        result.n_epochs = best.epoch
+
+    def finish(self):
+        """Restore the best weights, unless they do not clearly beat the start."""
+        best, copy = self.best, self.copy
         best.restore()
         copy.refresh()
-        if X_val is not None and best.epoch > 0:
-            gain = start_errors - _validation_errors(module, X_val, device, copy)
+        if self.X_val is not None and best.epoch > 0:
+            gain = self.start_errors - _validation_errors(
+                self.module, self.X_val, self.device, copy
+            )
             if not _significant(gain):
-                best.weights, best.optimizer_state = start
+                best.weights, best.optimizer_state = self.start
                 best.epoch = 0
                 best.restore()
                 copy.refresh()
-        module.eval()
-        result.best_epoch = best.epoch
-        result.optimizer_state = best.optimizer_state
-    return result
+        self.module.eval()
+        self.result.best_epoch = best.epoch
+        self.result.optimizer_state = best.optimizer_state
+        return self.result
 
 
 def _per_element(batch_losses, batch_size, X):

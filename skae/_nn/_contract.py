@@ -1,0 +1,357 @@
+"""What every network kind provides, and the registry of kinds.
+
+A network kind is one subclass of :class:`Network` in a file of its own,
+registered with :func:`register_kind`. The estimators, the training loop,
+persistence and the ONNX export use a network only through the members
+below; none of them asks which kind it has.
+
+Building
+    ``accepts(request)``: whether the kind is the one to build for a
+    resolved request (a dict of ``n_features``, ``encoding_dim``,
+    ``hidden_layer_sizes``, ``activation``, ``code_activation``,
+    ``output_activation``, ``init``, ``image_shape`` and ``dtype``);
+    :func:`choose_kind` asks the registered kinds, the latest first.
+    ``from_spec(spec)``: the module, its weights not yet set, from plain
+    values. ``check_spec(spec)``: a ``ValueError`` naming the first field of
+    a description (read from a file, say) that the kind cannot build.
+
+Starting
+    ``init_random(generator)``; ``start_at(components, mean, generator,
+    sample)``: the linear path set to a linear model (PCA's solution, or the
+    imputer's), the rest at random, so that the network starts as that
+    model does. ``held_out_by_default``: whether ``early_stopping="auto"``
+    holds out rows to check that training beats the start.
+
+Running
+    ``normalize(x)``, ``forward(x, generator=None)`` (normalised input to
+    the reconstruction's logits; ``generator`` draws any training-time
+    noise of the kind), ``activate(logits)``, ``encode(x)`` and
+    ``decode(codes)`` in the data's units; ``penalties()``: the penalty
+    terms by name (``"l2"``: the sum of squared weights the L2 penalty
+    covers), which :func:`skae._nn._objective.objective` weighs;
+    ``hand_step(X, options, device)``: the class of a step whose gradients
+    are worked out by hand, or None for autograd; ``linear_path``.
+
+State
+    ``spec``: plain values from which ``from_spec`` builds the same network;
+    ``array_shapes(spec)``: the shapes of the weights and biases a network
+    of ``spec`` holds; ``to_arrays()`` and ``load_arrays(arrays)``: the
+    fitted state as named numpy arrays, ``coefs_``, ``intercepts_``,
+    ``shift_`` and ``scale_``, which the estimators keep as their fitted
+    attributes and persistence saves.
+
+Cost and export
+    ``cost_per_row()``: multiply-adds of a forward pass and the widest row
+    of activations, for the thread rule and the bound on inference passes;
+    ``onnx_encode(graph, arrays, spec, x)`` and ``onnx_decode(graph,
+    arrays, spec, codes)``: the ONNX nodes of ``encode`` and ``decode``,
+    written through the graph writer of :mod:`skae.onnx`.
+
+Nothing here knows about scikit-learn.
+"""
+
+import math
+from numbers import Integral
+
+import numpy as np
+import torch
+from torch import nn
+
+from skae._nn._start import location_scale, principal_axes, sample_rows, start_linear_path
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
+
+OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "clip")
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# The registered kinds by name, in the order of registration.
+KINDS = {}
+
+
+def register_kind(cls):
+    """Register a network kind under ``cls.kind``; usable as a class decorator."""
+    KINDS[cls.kind] = cls
+    return cls
+
+
+def choose_kind(request):
+    """The kind to build for ``request``: the latest registered that accepts it."""
+    for cls in reversed(KINDS.values()):
+        if cls.accepts(request):
+            return cls
+    raise ValueError(f"No network kind builds {request}.")
+
+
+def start_network(X, request, *, generator, random_state):
+    """A new network for X, on CPU, started at PCA's solution or at random.
+
+    The kind is the one :func:`choose_kind` picks for ``request``. A network
+    with a linear output works on X centred and divided by one global scale
+    (:func:`~skae._nn._start.location_scale`). The randomised solvers PCA
+    may use are seeded from ``random_state``, or from ``generator`` when it
+    is not an int, never from a global random state.
+    """
+    dtype = "float32" if X.dtype == np.float32 else "float64"
+    request = {**request, "n_features": X.shape[1], "dtype": dtype}
+    shift, scale = location_scale(X) if request["output_activation"] == "identity" else (None, 1.0)
+    if not 1e-150 < scale < 1e150:
+        raise ValueError(
+            f"X's values deviate from their mean by about {scale:.1e}: squared "
+            "reconstruction errors of that size cannot be represented in float64. "
+            "Rescale X, e.g. with StandardScaler."
+        )
+    module = choose_kind(request).from_spec(request).set_normalization(shift, scale)
+    if request["init"] != "pca":
+        module.init_random(generator)
+        return module
+    # Huge or tiny values would overflow or underflow the covariance; such
+    # data is worth one scaled copy.
+    pca_scale = 1.0 if 1e-8 < scale < 1e8 else scale
+    X_pca = X if pca_scale == 1.0 else X / pca_scale
+    if isinstance(random_state, Integral):
+        seed = random_state
+    else:
+        seed = generator.initial_seed() % 2**32
+    mean, components = principal_axes(X_pca, request["encoding_dim"], seed)
+    if shift is not None:
+        mean = (mean * pca_scale - shift) / scale
+    sample = sample_rows(X, generator) if module.wants_sample else None
+    module.start_at(
+        torch.as_tensor(components, dtype=module.dtype),
+        torch.as_tensor(mean, dtype=module.dtype),
+        generator,
+        sample=sample,
+    )
+    return module
+
+
+def build_network(spec):
+    """A network, its weights not yet set, from a kind's ``spec``."""
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        kind = spec.get("kind") if isinstance(spec, dict) else spec
+        raise ValueError(f"The network kind {kind!r} is not one of {sorted(KINDS)}.")
+    cls = KINDS[spec["kind"]]
+    cls.check_spec(spec)
+    return cls.from_spec(spec)
+
+
+def check_fields(spec, fields):
+    """Check a description against ``fields``, a validator by field name.
+
+    The first field that is missing, a bool, or not valid is named in a
+    ``ValueError``, as are fields the description should not have.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError("The network's description is not a dictionary.")
+    for name, valid in fields.items():
+        if name not in spec or isinstance(spec[name], bool) or not valid(spec[name]):
+            raise ValueError(f"The network has an invalid {name}: {spec.get(name, 'missing')!r}.")
+    if set(spec) != set(fields):
+        raise ValueError(f"The network has unknown fields {sorted(set(spec) - set(fields))}.")
+
+
+def _is_count(value):
+    return isinstance(value, int) and value >= 1
+
+
+# The fields every kind's description has.
+COMMON_FIELDS = {
+    "n_features": _is_count,
+    "encoding_dim": _is_count,
+    "hidden_layer_sizes": lambda v: isinstance(v, list) and all(_is_count(w) for w in v),
+    "activation": lambda v: v in ACTIVATIONS,
+    "code_activation": lambda v: v in ACTIVATIONS,
+    "output_activation": lambda v: v in OUTPUT_ACTIVATIONS,
+    "dtype": lambda v: v in DTYPES,
+}
+
+
+def positive_floats(length):
+    """A validator of a list of ``length`` finite positive floats."""
+    return lambda v: (
+        isinstance(v, list)
+        and len(v) == length
+        and all(isinstance(c, float) and math.isfinite(c) and c > 0 for c in v)
+    )
+
+
+def copy_into(tensor, array, name):
+    """Copy ``array`` into ``tensor``, or say which shapes differ."""
+    array = np.asarray(array)
+    if tuple(array.shape) != tuple(tensor.shape):
+        raise ValueError(
+            f"A {name} of shape {tuple(array.shape)} does not fit the network's "
+            f"{tuple(tensor.shape)}."
+        )
+    tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)))
+
+
+class Network(nn.Module):
+    """The base of every network kind: normalisation and the members they share.
+
+    A network works on normalised data, ``(x - shift) / scale``, where
+    ``shift`` is the mean of the training data and ``scale`` a single number,
+    its root mean square deviation, for a linear output, and on the data
+    as they are for a bounded one. One scale for all features keeps the
+    least-squares objective as it is, while making training independent of
+    the data's magnitude: :meth:`forward`, :meth:`activate` and the losses
+    work in the normalised space, :meth:`encode` and :meth:`decode` map from
+    and to the data's own.
+
+    Subclasses build their layers in ``__init__`` after calling this one,
+    and provide the members the module docstring lists.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input and of the reconstruction.
+
+    output_activation : {"identity", "sigmoid", "clip"}
+        Applied to the decoder's output by :meth:`activate`. "clip" clamps
+        it to [0, 1].
+
+    dtype : torch.dtype
+        Dtype of the parameters.
+    """
+
+    kind = None
+    held_out_by_default = False
+    # The names of the fitted state's arrays, as to_arrays gives them.
+    array_names = ("coefs_", "intercepts_", "shift_", "scale_")
+
+    def __init__(self, n_features, output_activation, dtype):
+        super().__init__()
+        self.output_activation = output_activation
+        self.register_buffer("shift", torch.zeros(n_features, dtype=dtype))
+        self.register_buffer("scale", torch.tensor(1.0, dtype=dtype))
+
+    @property
+    def dtype(self):
+        """Dtype of the parameters."""
+        return self.scale.dtype
+
+    @property
+    def n_features(self):
+        return self.shift.shape[0]
+
+    @torch.no_grad()
+    def set_normalization(self, shift, scale):
+        """Work on ``(x - shift) / scale``; ``shift`` None for zeros."""
+        if shift is not None:
+            copy_into(self.shift, np.asarray(shift, dtype=self.shift.numpy().dtype), "shift")
+        self.scale.fill_(float(scale))
+        return self
+
+    def normalize(self, x):
+        """Map data to the space the layers work in."""
+        return (x - self.shift) / self.scale
+
+    def activate(self, logits):
+        """Apply the output activation."""
+        if self.output_activation == "sigmoid":
+            return torch.sigmoid(logits)
+        if self.output_activation == "clip":
+            return logits.clamp(0.0, 1.0)
+        return logits
+
+    def unnormalize(self, output):
+        """Map an activated output back to the data's units."""
+        return output * self.scale + self.shift
+
+    def start_at(self, components, mean, generator, sample=None, encoder_components=None):
+        """Start at a linear model: the linear path at it, the rest at random.
+
+        See :func:`~skae._nn._start.start_linear_path` for the parameters;
+        kinds that scale anything on the training rows do it on ``sample``.
+        """
+        start_linear_path(
+            self,
+            components,
+            mean,
+            generator,
+            sample=sample if self.output_activation == "sigmoid" else None,
+            encoder_components=encoder_components,
+        )
+
+    def linear_layers(self):
+        """The ``nn.Linear`` layers, in the order of the fitted arrays."""
+        return [m for m in self.modules() if isinstance(m, nn.Linear)]
+
+    def penalized_parameters(self):
+        """The weights the L2 penalty covers: every layer's, biases excluded."""
+        return [layer.weight for layer in self.linear_layers()]
+
+    def penalties(self):
+        """The penalty terms by name, unweighted."""
+        return {"l2": sum(weight.square().sum() for weight in self.penalized_parameters())}
+
+    def cost_per_row(self):
+        """Multiply-adds of a forward pass of one row, and its widest row of values.
+
+        For dense layers, a multiply-add per weight and an add per bias, and
+        the widest of the input and the layers' outputs.
+        """
+        weights = self.penalized_parameters()
+        return (
+            sum(parameter.numel() for parameter in self.parameters()),
+            max(self.n_features, *(weight.shape[0] for weight in weights)),
+        )
+
+    def hand_step(self, X, options, device):
+        """The step that works out this network's gradients by hand, or None."""
+        return None
+
+    def to_arrays(self):
+        """The fitted state as named numpy arrays, copied to CPU.
+
+        ``coefs_`` and ``intercepts_`` hold a weight array and a bias vector
+        per layer, in the order of :meth:`linear_layers`, a dense layer's
+        weights as (n_in, n_out), as
+        :class:`~sklearn.neural_network.MLPRegressor` holds its ``coefs_``.
+        """
+        layers = self.linear_layers()
+        return {
+            "coefs_": [layer.weight.detach().cpu().T.numpy().copy() for layer in layers],
+            "intercepts_": [layer.bias.detach().cpu().numpy().copy() for layer in layers],
+            "shift_": self.shift.cpu().numpy().copy(),
+            "scale_": float(self.scale),
+        }
+
+    @torch.no_grad()
+    def load_arrays(self, arrays):
+        """Set the weights from arrays named and shaped as :meth:`to_arrays` gives them."""
+        layers = self.linear_layers()
+        coefs, intercepts = arrays["coefs_"], arrays["intercepts_"]
+        if len(coefs) != len(layers) or len(intercepts) != len(layers):
+            raise ValueError(
+                f"The network has {len(layers)} layers, got {len(coefs)} weight "
+                f"matrices and {len(intercepts)} bias vectors."
+            )
+        for layer, coef, intercept in zip(layers, coefs, intercepts, strict=True):
+            copy_into(layer.weight, np.asarray(coef).T, "weight")
+            copy_into(layer.bias, intercept, "bias")
+        return self.set_normalization(arrays["shift_"], arrays["scale_"])
+
+    @classmethod
+    def array_shapes(cls, spec):
+        """Shapes of the ``coefs_`` and of the ``intercepts_`` of a network of ``spec``.
+
+        Persistence compares a file's arrays with them before building
+        anything, so that a forged description cannot make it allocate more
+        than the file holds.
+        """
+        raise NotImplementedError
+
+
+def dense_shapes(layers):
+    """``array_shapes`` of dense layers given as (n_in, n_out) pairs."""
+    layers = list(layers)
+    return layers, [(n_out,) for _, n_out in layers]
