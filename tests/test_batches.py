@@ -72,3 +72,27 @@ def test_inverse_transform_decodes_a_bounded_pass_at_a_time(monkeypatch):
     monkeypatch.setattr(_batches, "iter_rows", recording)
     np.testing.assert_array_equal(ae.inverse_transform(codes), whole)
     assert passes == [7] * 7 + [1]
+
+
+@pytest.mark.parametrize("hidden", [(), (8,)])
+def test_sparse_rows_are_densified_in_small_passes(monkeypatch, hidden):
+    # Each pass's dense copy has temporaries of its size beside it: passes of
+    # SPARSE_INFERENCE_BYTES keep a transform of wide sparse data far below
+    # its dense copy.
+    rng = np.random.RandomState(0)
+    X = sp.random(300, 5000, density=0.01, format="csr", random_state=rng, dtype=np.float32)
+    ae = AutoencoderTransformer(4, hidden_layer_sizes=hidden, max_iter=1, random_state=0)
+    ae.fit(X)
+    passes = []
+    original = _batches.iter_rows
+
+    def recording(X, batch_size, **kwargs):
+        for batch in original(X, batch_size, **kwargs):
+            passes.append(batch.shape)
+            yield batch
+
+    monkeypatch.setattr(_batches, "iter_rows", recording)
+    codes = ae.transform(X)
+    assert len(passes) > 1 and sum(rows for rows, _ in passes) == X.shape[0]
+    assert all(rows * width * 4 <= _batches.SPARSE_INFERENCE_BYTES for rows, width in passes)
+    np.testing.assert_allclose(codes, ae.transform(X.toarray()), rtol=1e-5, atol=1e-6)

@@ -16,6 +16,10 @@ import torch
 # of a pass stays within INFERENCE_BYTES, however wide the data.
 INFERENCE_ROWS = 4096
 INFERENCE_BYTES = 2**25
+# Sparse rows are densified a pass at a time, and each pass's dense copy
+# has a few temporaries of its size beside it: passes of this many bytes
+# keep the whole well below a third of the dense matrix of wide data.
+SPARSE_INFERENCE_BYTES = 2**22
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,17 @@ def _widest(module, X):
     return max(X.shape[1], module.cost_per_row()[1])
 
 
+def _pass_rows(module, X):
+    """Rows per inference pass of X through ``module``: fewer for sparse X."""
+    rows = inference_rows(_widest(module, X), _numpy_dtype(module))
+    if sp.issparse(X):
+        rows = max(1, rows * SPARSE_INFERENCE_BYTES // INFERENCE_BYTES)
+    return rows
+
+
 def inference_passes(module, X):
     """Dense tensors of X's rows in the module's dtype, a bounded pass at a time."""
-    rows = inference_rows(_widest(module, X), _numpy_dtype(module))
-    return iter_rows(X, rows, device="cpu", dtype=module.dtype)
+    return iter_rows(X, _pass_rows(module, X), device="cpu", dtype=module.dtype)
 
 
 @torch.no_grad()
@@ -204,7 +215,7 @@ def reconstruction_error(module, X, *, device="cpu"):
     over masked entries.
     """
     errors = []
-    rows = inference_rows(_widest(module, X), _numpy_dtype(module))
+    rows = _pass_rows(module, X.targets if isinstance(X, MaskedPairs) else X)
     for inputs, targets, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
         target = module.normalize(targets)
         inputs = target if mask is None else module.normalize(inputs)

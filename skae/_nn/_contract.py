@@ -55,6 +55,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from skae._nn._start import location_scale, principal_axes, sample_rows, start_linear_path
@@ -253,6 +254,15 @@ class Network(nn.Module):
     def normalize(self, x):
         """Map data to the space the layers work in."""
         return (x - self.shift) / self.scale
+
+    def apply_normalized(self, layer, x):
+        """``layer(normalize(x))`` for a linear ``layer``, without normalising x.
+
+        The normalisation is folded into the layer's weights and bias, which
+        are small, rather than applied to ``x``, which may be large.
+        """
+        weight = layer.weight / self.scale
+        return F.linear(x, weight, layer.bias - weight @ self.shift)
 
     def activate(self, logits):
         """Apply the output activation."""

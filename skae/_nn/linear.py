@@ -9,7 +9,6 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skae._nn import _graph
@@ -112,9 +111,12 @@ class Autoencoder(Network):
         self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
         self.activation = activation
         self.code_activation = code_activation
-        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
-        self.encoder = perceptron(widths, activation, code_activation, dtype=dtype)
-        self.decoder = perceptron(widths[::-1], activation, dtype=dtype)
+        self._build_layers([n_features, *self.hidden_layer_sizes, encoding_dim], dtype)
+
+    def _build_layers(self, widths, dtype):
+        """The layers for ``widths``, from the input through the hidden layers to the code."""
+        self.encoder = perceptron(widths, self.activation, self.code_activation, dtype=dtype)
+        self.decoder = perceptron(widths[::-1], self.activation, dtype=dtype)
 
     @classmethod
     def accepts(cls, request):
@@ -166,15 +168,8 @@ class Autoencoder(Network):
         return self.decoder(self.encoder(x))
 
     def encode(self, x):
-        """Codes of data ``x``.
-
-        The normalisation is folded into the first layer's weights and bias,
-        which are small, rather than applied to ``x``, which may be large.
-        """
-        first = self.encoder[0]
-        weight = first.weight / self.scale
-        hidden = F.linear(x, weight, first.bias - weight @ self.shift)
-        return self.encoder[1:](hidden)
+        """Codes of data ``x``, the normalisation folded into the first layer."""
+        return self.encoder[1:](self.apply_normalized(self.encoder[0], x))
 
     def decode(self, codes):
         """Reconstruct data from codes, output activation included."""

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skae._nn import _graph
@@ -45,27 +44,14 @@ class ResidualAutoencoder(Autoencoder):
     kind = "residual"
     held_out_by_default = True
 
-    def __init__(
-        self,
-        n_features,
-        encoding_dim,
-        hidden_layer_sizes,
-        activation,
-        code_activation,
-        output_activation,
-        dtype,
-    ):
-        if code_activation != "identity":
+    def _build_layers(self, widths, dtype):
+        if self.code_activation != "identity":
             raise ValueError("A residual autoencoder has a linear code.")
-        super(Autoencoder, self).__init__(n_features, output_activation, dtype)
-        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
-        self.activation = activation
-        self.code_activation = code_activation
-        widths = [n_features, *self.hidden_layer_sizes, encoding_dim]
+        n_features, encoding_dim = widths[0], widths[-1]
         self.encoder = dense_layer(n_features, encoding_dim, dtype=dtype)
-        self.encoder_branch = perceptron(widths, activation, dtype=dtype)
+        self.encoder_branch = perceptron(widths, self.activation, dtype=dtype)
         self.decoder = dense_layer(encoding_dim, n_features, dtype=dtype)
-        self.decoder_branch = perceptron(widths[::-1], activation, dtype=dtype)
+        self.decoder_branch = perceptron(widths[::-1], self.activation, dtype=dtype)
         self.register_buffer("code_scale", torch.ones(encoding_dim, dtype=dtype))
 
     @classmethod
@@ -122,9 +108,8 @@ class ResidualAutoencoder(Autoencoder):
         return self.decoder(codes) + self.decoder_branch(codes / self.code_scale)
 
     def encode(self, x):
-        weight = self.encoder.weight / self.scale
-        linear = F.linear(x, weight, self.encoder.bias - weight @ self.shift)
-        return linear + self.encoder_branch(self.normalize(x))
+        branch = self.apply_normalized(self.encoder_branch[0], x)
+        return self.apply_normalized(self.encoder, x) + self.encoder_branch[1:](branch)
 
     def decode(self, codes):
         return self.unnormalize(self.activate(self._decode_logits(codes)))
