@@ -152,15 +152,16 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         transforms on any machine.
 
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        Precision of the matrix products in training. "bfloat16" keeps the
-        weights, the optimizer's state and the loss in float32 and computes
-        the products from a bfloat16 copy of the weights, made once a step;
-        it needs float32 data. "auto" is "bfloat16" for a float32 network of
-        over a million parameters on a CPU with AMX or a CUDA device that
-        supports it, and the data's own precision otherwise: without a
-        matrix engine, bfloat16 products are no faster than float32 ones.
-        ``transform`` and the other methods always compute in the data's
-        precision.
+        Precision of the matrix products in training. "float32" trains a
+        float32 network, on float64 data too (cast for training).
+        "bfloat16" also trains a float32 network, keeping the weights, the
+        optimizer's state and the loss in float32, and computes the products
+        from a bfloat16 copy of the weights, made once a step. "auto" is
+        "bfloat16" for a float32 network of over a million parameters on a
+        CPU with AMX or a CUDA device that supports it, and the data's own
+        precision otherwise: without a matrix engine, bfloat16 products are
+        no faster than float32 ones. ``transform`` and the other methods
+        compute in the network's precision and return the data's dtype.
 
     verbose : bool, default=False
         Whether to print progress, one line per epoch.

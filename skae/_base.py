@@ -45,14 +45,11 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     parameters are documented on :class:`skae.AutoencoderTransformer`.
     """
 
-    _parameter_constraints: dict = {
-        "encoding_dim": [Interval(Integral, 1, None, closed="left")],
+    # The training loop's parameters, which every estimator of the family
+    # has; each extends them with its own.
+    _training_constraints: dict = {
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "code_activation": [StrOptions(set(ACTIVATIONS))],
-        "output_activation": [StrOptions({"auto", "identity", "sigmoid", "clip"})],
-        "loss": [StrOptions({"mse", "bce"})],
-        "init": [StrOptions({"auto", "pca", "random"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -66,13 +63,22 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         ],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "noise": [StrOptions({"gaussian", "masking"}), None],
-        "noise_level": [Interval(Real, 0, None, closed="left")],
-        "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "device": [str],
         "precision": [StrOptions({"auto", "float32", "bfloat16"})],
         "verbose": ["verbose"],
+    }
+
+    _parameter_constraints: dict = {
+        **_training_constraints,
+        "encoding_dim": [Interval(Integral, 1, None, closed="left")],
+        "code_activation": [StrOptions(set(ACTIVATIONS))],
+        "output_activation": [StrOptions({"auto", "identity", "sigmoid", "clip"})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "init": [StrOptions({"auto", "pca", "random"})],
+        "noise": [StrOptions({"gaussian", "masking"}), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -229,6 +235,9 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         return self._resumed_fit(X, incremental=incremental)
 
     def _first_fit(self, X, *, incremental):
+        if self.precision in ("float32", "bfloat16"):
+            # Both train a float32 network, whatever the data's dtype.
+            X = X.astype(np.float32, copy=False)
         generator = make_generator(self.random_state)
         preparation = self._prepare(X, generator, incremental=incremental)
         X_train = preparation.X_train

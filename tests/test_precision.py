@@ -5,8 +5,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
-from skae import AutoencoderTransformer, _choices
+from skae import (
+    AutoencoderImputer,
+    AutoencoderOutlierDetector,
+    AutoencoderTransformer,
+    _choices,
+)
 from skae._choices import BFLOAT16_MIN_PARAMETERS, resolve_precision
 from skae._nn.linear import Autoencoder
 
@@ -77,11 +83,28 @@ def test_bfloat16_training_reaches_the_float32_result(curved):
     assert all(coef.dtype == np.float32 for coef in half.coefs_)
 
 
-def test_bfloat16_needs_float32_data(curved):
-    ae = AutoencoderTransformer(encoding_dim=2, max_iter=3, precision="bfloat16")
-    with pytest.raises(ValueError, match="precision='bfloat16' trains float32 data"):
-        ae.fit(curved.astype(np.float64))
-    assert not hasattr(ae, "coefs_")
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        AutoencoderTransformer(encoding_dim=2, max_iter=3, random_state=0),
+        AutoencoderOutlierDetector(encoding_dim=2, max_iter=3, random_state=0),
+        AutoencoderImputer(hidden_layer_sizes=(8,), max_iter=2, random_state=0),
+    ],
+    ids=lambda estimator: type(estimator).__name__,
+)
+def test_float32_and_bfloat16_train_float32_networks_on_float64_data(curved, estimator, precision):
+    X = curved.astype(np.float64)
+    fitted = clone(estimator).set_params(precision=precision).fit(X)
+    assert fitted.precision_ == precision
+    assert all(coef.dtype == np.float32 for coef in fitted.coefs_)
+    # The answers come back in the data's dtype, close to a float64 fit's.
+    reference = clone(estimator).set_params(precision="auto").fit(X)
+    assert reference.precision_ in ("float64", "float32")
+    method = "score_samples" if hasattr(fitted, "offset_") else "transform"
+    out, expected = getattr(fitted, method)(X), getattr(reference, method)(X)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, expected, rtol=0.1, atol=0.1 * np.abs(expected).max())
 
 
 def test_auto_trains_without_bfloat16_support(curved, monkeypatch):
