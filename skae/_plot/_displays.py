@@ -9,7 +9,7 @@ from fitted estimators. matplotlib is imported only when drawing.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from skae._compare import fit_at_dimension
+from skae._plot._compare import fit_at_dimension
 from skae._plot._image_display import ReconstructionDisplay
 from skae._plot._utils import as_list, axes_or_new, default_name
 

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_array
 
-from skae._compare import reconstruct
+from skae._plot._compare import reconstruct
 from skae._plot._utils import as_list, axes_or_new, default_name
 
 

@@ -1,0 +1,94 @@
+"""The imputer's linear model and the training copies its network learns from."""
+
+import math
+
+import numpy as np
+import torch
+
+from skae._impute._gaussian import gaussian_model
+from skae._impute._soft_impute import linear_fill, soft_impute
+from skae._nn._batches import MaskedPairs
+from skae._nn._contract import choose_kind
+
+# Fraction of the observed entries held out to choose the linear model.
+HELD_OUT = 0.1
+# Up to this many features the multivariate normal model competes with
+# soft-impute.
+GAUSSIAN_MAX_FEATURES = 128
+# The training rows: copies of the data, about TRAINING_ROWS rows in all and
+# at most MAX_COPIES times, each copy with other observed entries hidden.
+TRAINING_ROWS = 20000
+MAX_COPIES = 32
+# The network's dtype.
+NETWORK_DTYPE = np.float32
+
+
+def fit_linear_model(Z, observed, rng):
+    """The linear model of scaled data Z that restores held-out entries best.
+
+    Soft-impute's low-rank model, and up to ``GAUSSIAN_MAX_FEATURES``
+    features the multivariate normal one, each chosen on the same held-out
+    observed entries; returns ``(mean, components, weights)``.
+    """
+    held_out = observed & (rng.random(observed.shape) < HELD_OUT)
+    model, error = soft_impute(Z, observed, held_out, rng=rng)
+    if Z.shape[1] <= GAUSSIAN_MAX_FEATURES:
+        gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
+        if not gaussian_error > error:
+            model = gaussian
+    return model
+
+
+class TrainingCopies:
+    """Copies of scaled data with a further ``mask_fraction`` of observed entries hidden.
+
+    Each copy's hidden entries are filled by the linear ``model``; the
+    network learns to restore them. :meth:`pairs` gives the
+    :class:`~skae._nn._batches.MaskedPairs` of selected rows.
+    """
+
+    def __init__(self, Z, observed, model, mask_fraction, rng):
+        copies = int(np.clip(math.ceil(TRAINING_ROWS / Z.shape[0]), 1, MAX_COPIES))
+        self.inputs, self.masks = [], []
+        for _ in range(copies):
+            hidden = observed & (rng.random(observed.shape) < mask_fraction)
+            self.inputs.append(linear_fill(Z, observed & ~hidden, *model).astype(NETWORK_DTYPE))
+            self.masks.append(hidden)
+        self.targets = Z.astype(NETWORK_DTYPE)
+
+    def pairs(self, rows):
+        """The training pairs of the selected rows of every copy."""
+        return MaskedPairs(
+            np.concatenate([filled[rows] for filled in self.inputs]),
+            np.concatenate([self.targets[rows]] * len(self.inputs)),
+            np.concatenate([mask[rows] for mask in self.masks]),
+        )
+
+
+def start_at_model(model, network, sample, generator):
+    """A network started at the linear model, a perceptron beside it at zero.
+
+    ``network`` gives its ``hidden_layer_sizes`` and ``activation``; a kind
+    that scales its codes does it on ``sample``, linear fills of rows.
+    """
+    mean, components, weights = (np.asarray(a, dtype=NETWORK_DTYPE) for a in model)
+    n_features, rank = components.shape
+    request = {
+        **network,
+        "n_features": n_features,
+        "encoding_dim": rank,
+        "code_activation": "identity",
+        "output_activation": "identity",
+        "init": "pca",
+        "image_shape": None,
+        "dtype": "float32",
+    }
+    module = choose_kind(request).from_spec(request)
+    module.start_at(
+        torch.from_numpy(components.T.copy()),
+        torch.from_numpy(mean),
+        generator,
+        sample=torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)),
+        encoder_components=torch.from_numpy((components * weights).T.copy()),
+    )
+    return module
