@@ -130,9 +130,13 @@ def resolve_init(init, hidden_layer_sizes, code_activation):
 
 
 def check_noise(noise, noise_level):
-    """Check that a masking rate is a fraction."""
+    """Check that a masking rate is a fraction.
+
+    A parameter error, as those of ``_parameter_constraints`` are, though it
+    takes two parameters to see.
+    """
     if noise == "masking" and not 0 <= noise_level < 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"noise_level={noise_level!r} is the fraction of inputs that noise='masking' "
             "sets to zero, and must lie in [0, 1)."
         )

@@ -530,6 +530,7 @@ def test_top_level_usage_errors_are_one_line(capsys, args, message):
         (["--activation", "sigmoidal"], "The 'activation' parameter of AutoencoderTransformer"),
         (["--learning-rate-init", "nan"], "The 'learning_rate_init' parameter"),
         (["--alpha", "inf"], "The 'alpha' parameter"),
+        (["--noise", "masking", "--noise-level", "1.5"], "noise_level=1.5 is the fraction"),
     ],
 )
 def test_invalid_autoencoder_parameter_is_a_usage_error(capsys, tmp_path, args, message):
