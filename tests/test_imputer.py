@@ -269,3 +269,29 @@ def test_pipeline_and_grid_search():
     search = GridSearchCV(pipeline, {"autoencoderimputer__mask_fraction": [0.1, 0.3]}, cv=2)
     search.fit(X_missing, y)
     assert search.score(X_missing, y) > 0.7
+
+
+@pytest.mark.parametrize("n_features", [2, 3, 5])
+@pytest.mark.parametrize("seed", range(4))
+def test_tables_of_two_rows_are_filled(n_features, seed):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(2, n_features))
+    X[0, 0] = X[1, -1] = np.nan
+    filled = AutoencoderImputer(max_iter=2, random_state=seed).fit_transform(X)
+    assert np.isfinite(filled).all()
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[observed], X[observed])
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_fills_follow_the_data_at_any_scale(scale):
+    # Scaled inside, unscaled outside: a table at 1e200 (or 1e-200) is
+    # filled as the same table at unit scale, times the scale.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 4))
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    unit = AutoencoderImputer(**params).fit_transform(X)
+    scaled = AutoencoderImputer(**params).fit_transform(X * scale)
+    assert np.isfinite(scaled).all()
+    np.testing.assert_allclose(scaled / scale, unit, rtol=1e-6, atol=1e-6)

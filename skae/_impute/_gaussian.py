@@ -25,6 +25,8 @@ MAX_ITER = 100
 # take more than about this many floating-point operations (each row costs
 # the cube of its number of missing entries).
 MAX_STEP_WORK = 2**28
+# The longest SQUAREM extrapolation, in EM steps.
+MAX_EXTRAPOLATION = 1e3
 
 
 def _missing_groups(missing):
@@ -110,9 +112,16 @@ def _em(Z, observed, groups, ridge, theta):
         first = _em_step(Z, observed, groups, ridge, theta)
         second = _em_step(Z, observed, groups, ridge, first)
         r, v = first - theta, second - 2 * first + theta
-        step = -max(float(r.norm() / v.norm().clamp(min=1e-300)), 1.0)
+        # The step length, at least one plain EM step's and at most
+        # MAX_EXTRAPOLATION's: where the two steps barely curve (two rows, an
+        # EM already converged) the ratio is huge and its square overflows.
+        ratio = float(r.norm() / v.norm().clamp(min=1e-300))
+        step = -min(max(ratio, 1.0), MAX_EXTRAPOLATION)
         jump = theta - 2 * step * r + step**2 * v
-        if torch.linalg.cholesky_ex(jump[1:] + ridge * eye).info == 0:
+        if (
+            bool(torch.isfinite(jump).all())
+            and torch.linalg.cholesky_ex(jump[1:] + ridge * eye).info == 0
+        ):
             new = _em_step(Z, observed, groups, ridge, jump)
         else:
             new = second

@@ -34,14 +34,19 @@ def column_location_scale(X, observed):
     pixel, say) is not blown up; 1 for a column with one value or none.
     """
     n_observed = np.maximum(observed.sum(axis=0), 1)
-    location = np.where(observed, X, 0.0).sum(axis=0) / n_observed
-    deviation = np.where(observed, X - location, 0.0)
+    # Each column divided by its largest magnitude, so that neither its
+    # squares overflow (values of 1e200) nor underflow (1e-200).
+    peak = np.where(observed, np.abs(X), 0.0).max(axis=0, initial=0.0)
+    peak = np.where(peak > 0, peak, 1.0)
+    Y = np.where(observed, X / peak, 0.0)
+    location = Y.sum(axis=0) / n_observed
+    deviation = np.where(observed, Y - location, 0.0)
     std = np.sqrt((deviation**2).sum(axis=0) / n_observed)
-    high = np.where(observed, X, -np.inf).max(axis=0, initial=-np.inf)
-    low = np.where(observed, X, np.inf).min(axis=0, initial=np.inf)
+    high = np.where(observed, Y, -np.inf).max(axis=0, initial=-np.inf)
+    low = np.where(observed, Y, np.inf).min(axis=0, initial=np.inf)
     spread = np.where(observed.any(axis=0), high - low, 0.0)
     scale = np.maximum(std, 0.1 * spread)
-    return location, np.where(scale > 0, scale, 1.0)
+    return location * peak, np.where(scale > 0, scale * peak, 1.0)
 
 
 def _leading(C, k, Q):
