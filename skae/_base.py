@@ -220,8 +220,9 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             warnings.warn(
                 f"X has values outside [0, 1], but {type(self).__name__} was fitted on "
                 f"data in [0, 1] and its output ({self.output_activation_!r}) stays in "
-                "[0, 1]: its reconstructions and scores of such data are meaningless. "
-                "Scale X as the training data was scaled.",
+                "[0, 1]: the values outside it are not reconstructed, and count in full "
+                "in the reconstruction error and the scores. Scale X as the training "
+                "data was scaled.",
                 UserWarning,
                 stacklevel=3,
             )

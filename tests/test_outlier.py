@@ -206,3 +206,28 @@ def test_scores_need_the_training_width(fitted, data):
 def test_no_partial_fit():
     # The scores are calibrated on the whole training set at once.
     assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
+
+
+def test_values_outside_a_bounded_output_are_flagged_with_a_true_warning():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0.2, 0.8, size=(200, 6))
+    detector = AutoencoderOutlierDetector(random_state=0, max_iter=5).fit(X)
+    assert detector.output_activation_ == "clip"
+    outside = np.vstack([X[:5], np.full((1, 6), 3.0)])
+    with pytest.warns(UserWarning, match="count in full in the reconstruction error"):
+        scores = detector.score_samples(outside)
+    # Values the output cannot reach make the sample an outlier, as the
+    # warning says, not a meaningless score.
+    assert scores[-1] < scores[:-1].min()
+    with pytest.warns(UserWarning):
+        assert detector.predict(outside)[-1] == -1
+
+
+def test_auto_code_width_follows_the_rows_passed_to_fit_with_early_stopping():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(150, 40))
+    detector = AutoencoderOutlierDetector(early_stopping=True, max_iter=3, random_state=0)
+    detector.fit(X)
+    # min(32, 40 - ceil(sqrt(40)), 150 // 10) from all 150 rows, not the
+    # 135 left for training.
+    assert detector.n_components_ == 15
