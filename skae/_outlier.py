@@ -56,10 +56,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         score, the cut-off of Iglewicz and Hoaglin's modified z-score; the
         deviation is measured on the low side of the median (1.4826 times
         the median distance to it of the scores below it), the side of the
-        scores' long tail. Gross outliers are flagged and few inliers: 0.5
-        % of clean Gaussian data, 3 to 4.5 % of breast cancer's benign
-        samples (and 50 to 87 % of the malignant ones), 1 to 5 % of an
-        MNIST digit's images.
+        scores' long tail. Gross outliers are flagged, and a few percent of
+        new inliers: fitted on 1,000 clean samples and predicting 1,000 more
+        from the same distribution (mean of three seeds), it flagged 3.9 %
+        of 5-dimensional Gaussian data, 1.1 % of 20-dimensional Gaussian
+        data, 3.8 % of 5-dimensional uniform data, 5.9 % of a digit's
+        images (scikit-learn's digits) and 8.8 % of breast cancer's benign
+        samples (standardised). Set a float to flag a known fraction.
 
     n_neighbors : int, default=20
         Number of neighbours of the local outlier factor of the codes, at

@@ -231,3 +231,11 @@ def test_auto_code_width_follows_the_rows_passed_to_fit_with_early_stopping():
     # min(32, 40 - ceil(sqrt(40)), 150 // 10) from all 150 rows, not the
     # 135 left for training.
     assert detector.n_components_ == 15
+
+
+def test_auto_contamination_flags_a_few_percent_of_new_clean_samples():
+    # As documented: about 4 % of new 5-dimensional Gaussian samples.
+    rng = np.random.RandomState(0)
+    detector = AutoencoderOutlierDetector(random_state=0).fit(rng.normal(size=(1000, 5)))
+    flagged = np.mean(detector.predict(rng.normal(size=(1000, 5))) == -1)
+    assert 0.01 <= flagged <= 0.08
