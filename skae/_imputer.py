@@ -2,6 +2,7 @@
 
 import functools
 import math
+import sys
 import warnings
 from numbers import Real
 
@@ -53,9 +54,11 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
 
     Parameters
     ----------
-    missing_values : int, float or np.nan, default=np.nan
+    missing_values : int, float, np.nan or pd.NA, default=np.nan
         The placeholder for missing values: NaN or a number such as -1 or 0.
-        All occurrences are imputed.
+        All occurrences are imputed. ``pd.NA`` marks the missing entries of
+        pandas' nullable columns and of object arrays, which are imputed as
+        NaN would be.
 
     add_indicator : bool, default=False
         Whether to append the indicators of missing entries of the features
@@ -275,6 +278,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         """Not available: the linear model is fitted on the whole training set."""
 
     def _validate_input(self, X, *, reset):
+        if _is_pandas_na(self.missing_values):
+            X = _pandas_na_as_nan(X)
         return validate_data(
             self,
             X,
@@ -431,4 +436,19 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
 
 
 def _is_nan(value):
-    return isinstance(value, Real) and math.isnan(value)
+    """Whether ``value`` marks missing entries as NaN does: NaN, or pandas' NA."""
+    return (isinstance(value, Real) and math.isnan(value)) or _is_pandas_na(value)
+
+
+def _is_pandas_na(value):
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
+
+
+def _pandas_na_as_nan(X):
+    """X with pandas' NA entries as NaN, for ``missing_values=pd.NA``."""
+    if hasattr(X, "notna") and hasattr(X, "where"):
+        # A DataFrame: its nullable and object columns become floats and NaN.
+        return X.astype(object).where(X.notna(), np.nan)
+    X = np.asarray(X, dtype=object)
+    return np.where(np.frompyfunc(_is_pandas_na, 1, 1)(X).astype(bool), np.nan, X)

@@ -295,3 +295,18 @@ def test_fills_follow_the_data_at_any_scale(scale):
     scaled = AutoencoderImputer(**params).fit_transform(X * scale)
     assert np.isfinite(scaled).all()
     np.testing.assert_allclose(scaled / scale, unit, rtol=1e-6, atol=1e-6)
+
+
+def test_pandas_na_marks_missing_entries_as_nan_does():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 3))
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    expected = AutoencoderImputer(**params).fit_transform(X)
+    frame = pd.DataFrame(X).astype("Float64")
+    assert frame.isna().to_numpy().sum() == np.isnan(X).sum()
+    imputer = AutoencoderImputer(missing_values=pd.NA, **params)
+    np.testing.assert_allclose(imputer.fit_transform(frame), expected)
+    objects = np.where(np.isnan(X), pd.NA, X).astype(object)
+    np.testing.assert_allclose(imputer.fit(objects).transform(objects), expected)
