@@ -4,12 +4,12 @@ import functools
 import math
 import sys
 import warnings
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, MissingValues
+from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
@@ -74,6 +74,13 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     mask_fraction : float, default=0.2
         Fraction of the observed entries hidden from each training row, to
         be restored by the network.
+
+    encoding_dim : int or "auto", default="auto"
+        The rank of the linear model and the width of the network's code.
+        "auto" is the rank the linear model chooses on held-out entries (the
+        number of features for the normal model); an int caps it, keeping
+        the components of largest weight. The width used is
+        ``n_components_``.
 
     hidden_layer_sizes : array-like of int, default=(256,)
         Widths of the hidden layers of the perceptrons beside the linear
@@ -195,6 +202,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         **BaseAutoencoder._training_constraints,
     }
 
@@ -216,6 +224,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         add_indicator=False,
         keep_empty_features=False,
         mask_fraction=0.2,
+        encoding_dim="auto",
         hidden_layer_sizes=(256,),
         activation="gelu",
         batch_size="auto",
@@ -237,6 +246,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
         self.mask_fraction = mask_fraction
+        self.encoding_dim = encoding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.batch_size = batch_size
@@ -327,7 +337,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self._column_location, self._column_scale = column_location_scale(X, observed)
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)
-        model = fit_linear_model(Z, observed, rng)
+        max_rank = None if self.encoding_dim == "auto" else self.encoding_dim
+        model = fit_linear_model(Z, observed, rng, max_rank=max_rank)
         self._fill_mean, self._fill_components, self._fill_weights = model
         copies = TrainingCopies(Z, observed, model, self.mask_fraction, rng)
         rows = np.arange(X.shape[0])

@@ -310,3 +310,23 @@ def test_pandas_na_marks_missing_entries_as_nan_does():
     np.testing.assert_allclose(imputer.fit_transform(frame), expected)
     objects = np.where(np.isnan(X), pd.NA, X).astype(object)
     np.testing.assert_allclose(imputer.fit(objects).transform(objects), expected)
+
+
+def test_encoding_dim_caps_the_rank_and_is_grid_searched():
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3)) @ rng.normal(size=(3, 8))
+    y = X[:, 0] + rng.normal(scale=0.1, size=120)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    params = dict(hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    assert AutoencoderImputer(**params).fit(X).n_components_ > 2
+    capped = AutoencoderImputer(encoding_dim=2, **params).fit(X)
+    assert capped.n_components_ == 2 and np.isfinite(capped.transform(X)).all()
+    pipeline = make_pipeline(AutoencoderImputer(**params), Ridge())
+    grid = GridSearchCV(pipeline, {"autoencoderimputer__encoding_dim": [1, 3]}, cv=2)
+    assert grid.fit(X, y).best_params_ == {"autoencoderimputer__encoding_dim": 3}
+    with pytest.raises(ValueError, match="encoding_dim"):
+        AutoencoderImputer(encoding_dim=0).fit(X)

@@ -23,12 +23,14 @@ MAX_COPIES = 32
 NETWORK_DTYPE = np.float32
 
 
-def fit_linear_model(Z, observed, rng):
+def fit_linear_model(Z, observed, rng, max_rank=None):
     """The linear model of scaled data Z that restores held-out entries best.
 
     Soft-impute's low-rank model, and up to ``GAUSSIAN_MAX_FEATURES``
     features the multivariate normal one, each chosen on the same held-out
-    observed entries; returns ``(mean, components, weights)``.
+    observed entries; returns ``(mean, components, weights)``. With
+    ``max_rank``, the model keeps at most that many components, those of
+    the largest weights.
     """
     held_out = observed & (rng.random(observed.shape) < HELD_OUT)
     model, error = soft_impute(Z, observed, held_out, rng=rng)
@@ -36,6 +38,10 @@ def fit_linear_model(Z, observed, rng):
         gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
         if not gaussian_error > error:
             model = gaussian
+    mean, components, weights = model
+    if max_rank is not None and components.shape[1] > max_rank:
+        keep = np.sort(np.argsort(-weights, kind="stable")[:max_rank])
+        model = (mean, components[:, keep], weights[keep])
     return model
 
 
