@@ -7,9 +7,11 @@ import sys
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -300,3 +302,25 @@ def auto_offset(scores):
     if not scale > 0:
         scale = float(np.sqrt(np.mean(deviations**2)))
     return location - AUTO_CUTOFF * scale
+
+
+def feature_scale(X):
+    """The detector's divisor of each feature: ones for data in [0, 1].
+
+    Elsewhere each feature's standard deviation, so that features measured
+    in units orders of magnitude apart weigh alike in the reconstruction
+    error, as they do after a StandardScaler; a constant feature keeps 1.
+    Data in [0, 1] (images, say) keep their common scale, where a
+    near-constant feature (a border pixel) would be blown up.
+    """
+    if in_unit_interval(X):
+        return np.ones(X.shape[1])
+    if sp.issparse(X):
+        _, variance = mean_variance_axis(X.tocsr().astype(np.float64), axis=0)
+        std = np.sqrt(variance)
+    else:
+        peak = np.abs(X).max(axis=0)
+        peak = np.where(peak > 0, peak, 1.0)
+        std = np.std(X / peak, axis=0, dtype=np.float64) * peak
+    floor = 1e-8 * float(std.max(initial=0.0))
+    return np.where(std > floor, std, 1.0)

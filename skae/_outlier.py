@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import OutlierMixin
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -14,6 +15,7 @@ from skae._choices import (
     RESIDUAL_FLOOR,
     auto_offset,
     default_encoding_dim,
+    feature_scale,
     robust_location_scale,
 )
 from skae._nn._batches import encode
@@ -198,6 +200,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         "_train_codes",
         "_score_location",
         "_score_scale",
+        "_feature_scale",
     )
 
     def __init__(
@@ -268,6 +271,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
                 f"{type(self).__name__} needs at least 2 samples to compare them; got "
                 f"n_samples = {n_samples}."
             )
+        if first_call:
+            self._feature_scale = feature_scale(X)
+        X = self._scaled(X)
         super()._fit(X, first_call=first_call, incremental=incremental)
         self.n_neighbors_ = min(self.n_neighbors, n_samples - 1)
         self._train_codes = self._codes(X)
@@ -297,6 +303,18 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         """Not available: the scores are calibrated on the whole training set."""
 
     # Scores
+
+    def _scaled(self, X):
+        """X with each feature divided by its training scale (see ``feature_scale``)."""
+        scale = getattr(self, "_feature_scale", None)
+        if scale is None or np.all(scale == 1):
+            return X
+        if sp.issparse(X):
+            return X.multiply(1.0 / scale).tocsr().astype(X.dtype)
+        return (X / scale).astype(X.dtype, copy=False)
+
+    def _validate_for_inference(self, X):
+        return self._scaled(super()._validate_for_inference(X))
 
     def _codes(self, X):
         with torch_threads(self._work(X)):

@@ -239,3 +239,16 @@ def test_auto_contamination_flags_a_few_percent_of_new_clean_samples():
     detector = AutoencoderOutlierDetector(random_state=0).fit(rng.normal(size=(1000, 5)))
     flagged = np.mean(detector.predict(rng.normal(size=(1000, 5))) == -1)
     assert 0.01 <= flagged <= 0.08
+
+
+def test_features_in_units_orders_of_magnitude_apart_weigh_alike():
+    # A planted table in which each feature has its own unit: the raw
+    # table scores as the standardised one does.
+    X, y = planted()
+    units = 10.0 ** np.random.RandomState(1).uniform(-3, 3, size=X.shape[1])
+    raw = AutoencoderOutlierDetector(random_state=0).fit(X * units)
+    scaled = AutoencoderOutlierDetector(random_state=0).fit(StandardScaler().fit_transform(X))
+    raw_auc = roc_auc_score(y, -raw.score_samples(X * units))
+    scaled_auc = roc_auc_score(y, -scaled.score_samples(StandardScaler().fit_transform(X)))
+    assert raw_auc >= scaled_auc - 0.01
+    assert raw_auc > 0.9
