@@ -25,6 +25,7 @@ from skae._choices import (
     check_noise,
     check_range,
     hidden_layer_sizes,
+    image_shape,
     in_unit_interval,
     make_generator,
     resolve_batch_size,
@@ -48,6 +49,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "encoding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like"],
+        "image_shape": ["array-like", None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "code_activation": [StrOptions(set(ACTIVATIONS))],
         "output_activation": [StrOptions({"auto", "identity", "sigmoid", "clip"})],
@@ -80,6 +82,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         encoding_dim=32,
         *,
         hidden_layer_sizes=(),
+        image_shape=None,
         activation="relu",
         code_activation="identity",
         output_activation="auto",
@@ -105,6 +108,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     ):
         self.encoding_dim = encoding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
@@ -310,6 +314,9 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         }
         if self.output_activation != "auto":
             current["output_activation"] = self.output_activation
+        if "image_shape" in self._network_spec:
+            shape = image_shape(self.image_shape, self._network_spec["n_features"])
+            current["image_shape"] = None if shape is None else list(shape)
         check_architecture(self._network_spec, current)
 
     def _encoding_dim(self, X):
@@ -335,7 +342,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             "code_activation": self.code_activation,
             "output_activation": output_activation,
             "init": init,
-            "image_shape": None,
+            "image_shape": image_shape(self.image_shape, X.shape[1]),
         }
 
     def _split(self, X, generator):

@@ -13,7 +13,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
-from skae._choices import resolve_early_stopping
+from skae._choices import image_shape, resolve_early_stopping
 from skae._fitted import Preparation
 from skae._impute._gaussian import gaussian_model
 from skae._impute._soft_impute import column_location_scale, linear_fill, soft_impute
@@ -80,6 +80,16 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     hidden_layer_sizes : array-like of int, default=(256,)
         Widths of the hidden layers of the perceptrons beside the linear
         path. ``()`` makes the correction linear.
+
+    image_shape : tuple of int or None, default=None
+        The shape of one image, ``(height, width)`` or ``(channels, height,
+        width)``, when each row of X is an image raveled in that order; its
+        product must be ``n_features``. With hidden layers, the corrections
+        beside the linear path are then convolutional, ``hidden_layer_sizes``
+        giving the channels of their convolutions (see
+        :class:`AutoencoderTransformer`). Features empty at fit time must
+        not be dropped (``keep_empty_features=True``), or the rows are no
+        longer images.
 
     activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
             default="gelu"
@@ -219,6 +229,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
             name: BaseAutoencoder._parameter_constraints[name]
             for name in (
                 "hidden_layer_sizes",
+                "image_shape",
                 "activation",
                 "batch_size",
                 "max_iter",
@@ -257,6 +268,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         keep_empty_features=False,
         mask_fraction=0.2,
         hidden_layer_sizes=(256,),
+        image_shape=None,
         activation="gelu",
         batch_size="auto",
         max_iter="auto",
@@ -278,6 +290,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self.keep_empty_features = keep_empty_features
         self.mask_fraction = mask_fraction
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
         self.activation = activation
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -418,7 +431,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
             "code_activation": "identity",
             "output_activation": "identity",
             "init": "pca",
-            "image_shape": None,
+            "image_shape": image_shape(self.image_shape, n_features),
             "dtype": "float32",
         }
         module = choose_kind(request).from_spec(request)

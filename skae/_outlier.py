@@ -127,6 +127,20 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         The default is the linear path alone: on MNIST it scored as well as
         a correction of 128 units, in a third of the time.
 
+    image_shape : tuple of int or None, default=None
+        The shape of one image, ``(height, width)`` or ``(channels, height,
+        width)``, when each row of X is an image raveled in that order (as
+        ``images.reshape(len(images), -1)`` does); its product must be
+        ``n_features``. With hidden layers started at PCA, the corrections
+        beside the linear path are then convolutional: ``hidden_layer_sizes``
+        gives the output channels of the encoder's convolutions (kernel 3,
+        stride 2, each followed by a group normalisation and the
+        activation, then a linear layer to the code), and the decoder
+        mirrors them in transposed convolutions back to the image's shape.
+        Training still starts exactly where PCA ends. None treats rows as
+        vectors; so does a network without hidden layers, or one started at
+        random.
+
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
         Activation of the hidden layers.
@@ -366,6 +380,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         n_neighbors=20,
         encoding_dim="auto",
         hidden_layer_sizes=(),
+        image_shape=None,
         activation="relu",
         code_activation="identity",
         output_activation="auto",
@@ -392,6 +407,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         super().__init__(
             encoding_dim,
             hidden_layer_sizes=hidden_layer_sizes,
+            image_shape=image_shape,
             activation=activation,
             code_activation=code_activation,
             output_activation=output_activation,
