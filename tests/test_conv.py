@@ -380,3 +380,29 @@ def test_onnx_float64_graph_is_refused(digits):
     ae = AutoencoderTransformer(4, max_iter=2, **CONV).fit(digits[:200])
     with pytest.raises(NotImplementedError, match="float32 graph only"):
         skl2onnx.to_onnx(ae, digits[:1].astype(np.float64))
+
+
+def test_reconstruction_display_draws_the_estimators_images(digits):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skae import ReconstructionDisplay
+
+    X = digits[:200]
+    ae = AutoencoderTransformer(4, max_iter=2, **CONV).fit(X)
+    display = ReconstructionDisplay.from_estimator(ae, X, n_images=3)
+    assert display.image_.get_array().shape == (2 * 9 - 1, 3 * 9 - 1)
+    # Colour images: three channels, raveled as (channels, height, width).
+    rng = np.random.RandomState(0)
+    X_colour = rng.rand(100, 3 * 4 * 5).astype(np.float32)
+    colour = AutoencoderTransformer(
+        3, hidden_layer_sizes=(4,), image_shape=(3, 4, 5), max_iter=2, random_state=0
+    ).fit(X_colour)
+    display = ReconstructionDisplay.from_estimator(colour, X_colour, n_images=2)
+    mosaic = display.image_.get_array()
+    assert mosaic.shape == (2 * 5 - 1, 2 * 6 - 1, 3)
+    # On the common scale of the images drawn.
+    low, high = X_colour[:2].min(), X_colour[:2].max()
+    expected = (X_colour[0].reshape(3, 4, 5).transpose(1, 2, 0) - low) / (high - low)
+    np.testing.assert_allclose(mosaic[:4, :5], expected, rtol=1e-5)
