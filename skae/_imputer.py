@@ -87,9 +87,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         product must be ``n_features``. With hidden layers, the corrections
         beside the linear path are then convolutional, ``hidden_layer_sizes``
         giving the channels of their convolutions (see
-        :class:`AutoencoderTransformer`). Features empty at fit time must
-        not be dropped (``keep_empty_features=True``), or the rows are no
-        longer images.
+        :class:`AutoencoderTransformer`).
 
     activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
             default="gelu"
@@ -364,6 +362,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         The linear model's attributes are set here, as the network's start
         needs them; a fit that fails leaves the estimator as it was.
         """
+        # Checked before the linear model's fit, which takes a while.
+        image_shape(self.image_shape, X.shape[1])
         observed = self._observed(X)
         if not observed.any():
             raise ValueError(

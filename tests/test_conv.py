@@ -224,6 +224,13 @@ def test_imputer_with_image_shape(digits):
     assert ((filled - X)[missing] ** 2).mean() < 0.8 * ((means - X)[missing] ** 2).mean()
 
 
+def test_imputer_names_a_bad_image_shape(digits):
+    X = digits[:100].astype(np.float64)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="image_shape=.*but X has 64 features"):
+        AutoencoderImputer(image_shape=(8, 9)).fit(X)
+
+
 def test_detector_with_image_shape(digits):
     detector = AutoencoderOutlierDetector(
         hidden_layer_sizes=(4, 8), image_shape=(8, 8), max_iter=3, random_state=0
