@@ -25,6 +25,7 @@ from skae._choices import (
     check_noise,
     check_range,
     hidden_layer_sizes,
+    image_shape,
     in_unit_interval,
     make_generator,
     resolve_batch_size,
@@ -49,6 +50,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     # has; each extends them with its own.
     _training_constraints: dict = {
         "hidden_layer_sizes": ["array-like"],
+        "image_shape": ["array-like", None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -86,6 +88,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         encoding_dim=32,
         *,
         hidden_layer_sizes=(),
+        image_shape=None,
         activation="relu",
         code_activation="identity",
         output_activation="auto",
@@ -111,6 +114,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     ):
         self.encoding_dim = encoding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
@@ -320,6 +324,9 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         }
         if self.output_activation != "auto":
             current["output_activation"] = self.output_activation
+        if "image_shape" in self._network_spec:
+            shape = image_shape(self.image_shape, self._network_spec["n_features"])
+            current["image_shape"] = None if shape is None else list(shape)
         check_architecture(self._network_spec, current)
 
     def _encoding_dim(self, X):
@@ -345,7 +352,7 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             "code_activation": self.code_activation,
             "output_activation": output_activation,
             "init": init,
-            "image_shape": None,
+            "image_shape": image_shape(self.image_shape, X.shape[1]),
         }
 
     def _split(self, X, generator):

@@ -84,6 +84,34 @@ def hidden_layer_sizes(value):
     return tuple(int(width) for width in hidden)
 
 
+def image_shape(value, n_features):
+    """``image_shape`` as (channels, height, width), None for rows, or a ValueError.
+
+    An (height, width) shape is one channel; the product of the shape must
+    be ``n_features``.
+    """
+    if value is None:
+        return None
+    shape = list(value)
+    if len(shape) not in (2, 3) or not all(
+        isinstance(size, Integral) and not isinstance(size, bool) and size >= 1 for size in shape
+    ):
+        raise ValueError(
+            "image_shape must be (height, width) or (channels, height, width), positive "
+            f"integers, got {value!r}."
+        )
+    shape = tuple(int(size) for size in shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if shape[0] * shape[1] * shape[2] != n_features:
+        raise ValueError(
+            f"image_shape={value!r} describes images of {shape[0] * shape[1] * shape[2]} "
+            f"values, but X has {n_features} features. Each row of X is one image, "
+            "raveled as (channels, height, width)."
+        )
+    return shape
+
+
 def resolve_output_activation(output_activation, loss, in_unit_interval):
     """The output activation to use, checked with the loss against the data's range."""
     requested = output_activation

@@ -14,7 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
-from skae._choices import resolve_early_stopping
+from skae._choices import image_shape, resolve_early_stopping
 from skae._fitted import Preparation
 from skae._impute._copies import (
     MAX_COPIES,
@@ -85,6 +85,14 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     hidden_layer_sizes : array-like of int, default=(256,)
         Widths of the hidden layers of the perceptrons beside the linear
         path. ``()`` makes the correction linear.
+
+    image_shape : tuple of int or None, default=None
+        The shape of one image, ``(height, width)`` or ``(channels, height,
+        width)``, when each row of X is an image raveled in that order; its
+        product must be ``n_features``. With hidden layers, the corrections
+        beside the linear path are then convolutional, ``hidden_layer_sizes``
+        giving the channels of their convolutions (see
+        :class:`AutoencoderTransformer`).
 
     activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
             default="gelu"
@@ -226,6 +234,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         mask_fraction=0.2,
         encoding_dim="auto",
         hidden_layer_sizes=(256,),
+        image_shape=None,
         activation="gelu",
         batch_size="auto",
         max_iter="auto",
@@ -248,6 +257,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         self.mask_fraction = mask_fraction
         self.encoding_dim = encoding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
         self.activation = activation
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -323,6 +333,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         The linear model's attributes are set here, as the network's start
         needs them; a fit that fails leaves the estimator as it was.
         """
+        # Checked before the linear model's fit, which takes a while.
+        image_shape(self.image_shape, X.shape[1])
         observed = self._observed(X)
         if not observed.any():
             raise ValueError(
@@ -365,6 +377,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         network = {
             "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
             "activation": self.activation,
+            "image_shape": image_shape(self.image_shape, self._fill_components.shape[0]),
         }
         return start_at_model(model, network, sample, generator)
 

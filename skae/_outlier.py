@@ -86,8 +86,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         The default is the linear path alone: on MNIST it scored as well as
         a correction of 128 units, in a third of the time.
 
-    activation, code_activation, output_activation, loss, init, batch_size, \
-            max_iter, learning_rate_init, learning_rate, alpha, shuffle, tol, \
+    image_shape, activation, code_activation, output_activation, loss, init, \
+            batch_size, max_iter, learning_rate_init, learning_rate, alpha, shuffle, tol, \
             n_iter_no_change
         As in :class:`AutoencoderTransformer`, with the same defaults.
         Training a clipped output (``output_activation="auto"`` on data in
@@ -210,6 +210,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         n_neighbors=20,
         encoding_dim="auto",
         hidden_layer_sizes=(),
+        image_shape=None,
         activation="relu",
         code_activation="identity",
         output_activation="auto",
@@ -236,6 +237,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         super().__init__(
             encoding_dim,
             hidden_layer_sizes=hidden_layer_sizes,
+            image_shape=image_shape,
             activation=activation,
             code_activation=code_activation,
             output_activation=output_activation,

@@ -76,14 +76,20 @@ _SINCE = {
     "Add": 7,
     "Cast": 6,
     "Clip": 11,
+    "Conv": 1,
+    "ConvTranspose": 1,
     "Elu": 6,
     "Erf": 9,
     "Exp": 6,
+    "Flatten": 1,
     "Gelu": 20,
     "Identity": 1,
+    "InstanceNormalization": 6,
     "MatMul": 1,
     "Mul": 7,
     "Relu": 6,
+    "Reshape": 5,
+    "Shape": 1,
     "Sigmoid": 6,
     "Sub": 7,
     "Tanh": 6,
@@ -166,6 +172,13 @@ class _Graph:
         output = self.scope.get_unique_variable_name(name)
         proto = TensorProto.DOUBLE if self.double else TensorProto.FLOAT
         self.container.add_initializer(output, proto, value.shape, value.ravel())
+        return output
+
+    def integers(self, values, name="shape"):
+        """Add an initializer holding int64 ``values``, a shape, say."""
+        values = np.asarray(values, dtype=np.int64)
+        output = self.scope.get_unique_variable_name(name)
+        self.container.add_initializer(output, TensorProto.INT64, values.shape, values.ravel())
         return output
 
     def linear(self, x, coef, intercept):

@@ -101,6 +101,27 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
     assert "4/4 nonlinear AE trained, encoding_dim=4" in err
 
 
+def test_compare_image_shape_makes_the_nonlinear_autoencoder_convolutional(capsys, tmp_path):
+    status, out, err = run(
+        capsys,
+        "compare",
+        "--dims",
+        "3",
+        *QUICK,
+        "--image-shape",
+        "8x8",
+        "--hidden-layer-sizes",
+        "4,8",
+        "--output-dir",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert status == 0, err
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["nonlinear_image_shape"] == [8, 8]
+    assert "image_shape=(8, 8)" in out
+
+
 def test_compare_passes_autoencoder_options(capsys, tmp_path):
     status, out, err = run(
         capsys,

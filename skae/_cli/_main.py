@@ -100,7 +100,11 @@ def _models(args):
         if getattr(args, name) is not None
     }
     linear = AutoencoderTransformer(random_state=args.random_state, **params)
-    nonlinear = clone(linear).set_params(hidden_layer_sizes=args.hidden_layer_sizes)
+    # An image shape given on the command line makes the nonlinear network's
+    # corrections convolutional; one detected for drawing changes nothing.
+    nonlinear = clone(linear).set_params(
+        hidden_layer_sizes=args.hidden_layer_sizes, image_shape=args.image_shape
+    )
     estimators = (PCA(random_state=args.random_state), linear, nonlinear)
     return dict(zip(MODELS, estimators, strict=True)), params
 
@@ -217,6 +221,7 @@ def compare(args):
             for name, value in params.items()
         },
         "nonlinear_hidden_layer_sizes": list(args.hidden_layer_sizes),
+        "nonlinear_image_shape": None if args.image_shape is None else list(args.image_shape),
         "skae_version": __version__,
     }
     try:

@@ -141,7 +141,11 @@ def _build_parser():
         "--image-shape",
         type=_image_shape,
         metavar="HxW",
-        help="shape of one image, to draw reconstructions; square images are detected",
+        help=(
+            "shape of one image, to draw reconstructions (square images are detected); "
+            "given, it also makes the nonlinear autoencoder convolutional, with "
+            "--hidden-layer-sizes as the channels of its convolutions"
+        ),
     )
     data.add_argument(
         "--test-size",

@@ -80,13 +80,13 @@ def start_at_model(model, network, sample, generator):
     mean, components, weights = (np.asarray(a, dtype=NETWORK_DTYPE) for a in model)
     n_features, rank = components.shape
     request = {
+        "image_shape": None,
         **network,
         "n_features": n_features,
         "encoding_dim": rank,
         "code_activation": "identity",
         "output_activation": "identity",
         "init": "pca",
-        "image_shape": None,
         "dtype": "float32",
     }
     module = choose_kind(request).from_spec(request)

@@ -120,8 +120,12 @@ class Autoencoder(Network):
 
     @classmethod
     def accepts(cls, request):
-        """Any request without an image shape: the kind of last resort."""
-        return request.get("image_shape") is None
+        """Any request: the kind of last resort.
+
+        An image shape changes nothing for it: the linear autoencoder, or
+        the stacked network started at random, sees rows as rows.
+        """
+        return True
 
     @classmethod
     def from_spec(cls, spec):

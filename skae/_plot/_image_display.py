@@ -18,7 +18,11 @@ def square_image_shape(n_features):
 
 
 def _image_shape(n_features, image_shape):
-    """Check ``image_shape`` against ``n_features``, or infer a square one."""
+    """(channels, height, width) of ``image_shape`` checked against ``n_features``.
+
+    None infers a square grey image; (height, width) is grey; a first
+    dimension of 1 or 3 channels is grey or RGB.
+    """
     if image_shape is None:
         image_shape = square_image_shape(n_features)
         if image_shape is None:
@@ -26,14 +30,19 @@ def _image_shape(n_features, image_shape):
                 f"Cannot infer an image shape from {n_features} features, which is "
                 "not a perfect square; pass image_shape=(height, width)."
             )
-        return image_shape
+        return (1, *image_shape)
     image_shape = tuple(int(size) for size in image_shape)
-    if len(image_shape) != 2 or math.prod(image_shape) != n_features:
+    if (
+        len(image_shape) not in (2, 3)
+        or (len(image_shape) == 3 and image_shape[0] not in (1, 3))
+        or math.prod(image_shape) != n_features
+    ):
         raise ValueError(
             f"image_shape={image_shape} does not match the {n_features} features "
-            "of the data: height * width must equal the number of features."
+            "of the data: height * width (times 1 or 3 channels) must equal the "
+            "number of features."
         )
-    return image_shape
+    return image_shape if len(image_shape) == 3 else (1, *image_shape)
 
 
 class ReconstructionDisplay:
@@ -52,8 +61,9 @@ class ReconstructionDisplay:
     reconstructions : list of array-like of shape (n_images, n_features)
         The reconstructions, one array per row.
 
-    image_shape : tuple of int (height, width), default=None
-        Shape of one image; None infers a square one.
+    image_shape : tuple of int, default=None
+        Shape of one image, (height, width), or (channels, height, width)
+        with 1 or 3 channels (RGB); None infers a square grey one.
 
     names : list of str, default=None
         Row labels, one per reconstruction; None numbers the rows.
@@ -137,19 +147,28 @@ class ReconstructionDisplay:
             raise ValueError(
                 f"Got {len(names)} names for {len(rows) - 1} rows of reconstructions."
             )
-        height, width = _image_shape(images.shape[1], self.image_shape)
+        channels, height, width = _image_shape(images.shape[1], self.image_shape)
         n_images = images.shape[0]
+        vmin = float(images.min()) if vmin is None else vmin
+        vmax = float(images.max()) if vmax is None else vmax
 
         # One image per cell, with a one-pixel gap drawn as background.
-        mosaic = np.full((len(rows) * (height + 1) - 1, n_images * (width + 1) - 1), np.nan)
+        mosaic = np.full(
+            (len(rows) * (height + 1) - 1, n_images * (width + 1) - 1, channels), np.nan
+        )
         for r, row in enumerate(rows):
             for c, image in enumerate(row):
                 top, left = r * (height + 1), c * (width + 1)
-                mosaic[top : top + height, left : left + width] = image.reshape(height, width)
+                cell = image.reshape(channels, height, width).transpose(1, 2, 0)
+                mosaic[top : top + height, left : left + width] = cell
 
         ax, figure = axes_or_new(ax, "ReconstructionDisplay.plot")
-        vmin = float(images.min()) if vmin is None else vmin
-        vmax = float(images.max()) if vmax is None else vmax
+        if channels == 1:
+            mosaic = mosaic[:, :, 0]
+        else:
+            # Colour images on the common scale, the gaps white.
+            span = vmax - vmin if vmax > vmin else 1.0
+            mosaic = np.nan_to_num(np.clip((mosaic - vmin) / span, 0.0, 1.0), nan=1.0)
         self.image_ = ax.imshow(mosaic, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks(
@@ -188,8 +207,11 @@ class ReconstructionDisplay:
         X : array-like of shape (n_samples, n_features)
             Images, flattened.
 
-        image_shape : tuple of int (height, width), default=None
-            Shape of one image; None infers a square one.
+        image_shape : tuple of int, default=None
+            Shape of one image, (height, width), or (channels, height, width)
+            with 1 or 3 channels (RGB), raveled in that order; None takes
+            the ``image_shape`` of the first estimator that has one, or
+            infers a square grey one.
 
         n_images : int, default=8
             Number of images, taken from the start of X.
@@ -215,5 +237,10 @@ class ReconstructionDisplay:
         X = _safe_indexing(X, slice(0, n_images))
         images = check_array(X)
         reconstructions = [reconstruct(e, X) for e in estimators]
+        if image_shape is None:
+            image_shape = next(
+                (e.image_shape for e in estimators if getattr(e, "image_shape", None) is not None),
+                None,
+            )
         display = cls(images, reconstructions, image_shape=image_shape, names=names)
         return display.plot(ax=ax, cmap=cmap)

