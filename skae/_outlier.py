@@ -59,12 +59,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         deviation is measured on the low side of the median (1.4826 times
         the median distance to it of the scores below it), the side of the
         scores' long tail. Gross outliers are flagged, and a few percent of
-        new inliers: fitted on 1,000 clean samples and predicting 1,000 more
-        from the same distribution (mean of three seeds), it flagged 3.9 %
-        of 5-dimensional Gaussian data, 1.1 % of 20-dimensional Gaussian
-        data, 3.8 % of 5-dimensional uniform data, 5.9 % of a digit's
-        images (scikit-learn's digits) and 8.8 % of breast cancer's benign
-        samples (standardised). Set a float to flag a known fraction.
+        new inliers (fitted on 1,000 clean samples, predicting 1,000 more,
+        mean of three seeds): 3.9 % of 5-d and 1.1 % of 20-d Gaussian data,
+        3.8 % of 5-d uniform data, 5.9 % of a digit's images (digits), 8.8 %
+        of breast cancer's benign samples (standardised).
 
     n_neighbors : int, default=20
         Number of neighbours of the local outlier factor of the codes, at

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from skae._nn import _graph
+from skae._nn import _conv_graph
 from skae._nn._contract import (
     ACTIVATIONS,
     COMMON_FIELDS,
@@ -23,65 +23,20 @@ from skae._nn._contract import (
     positive_floats,
     register_kind,
 )
+from skae._nn._conv_layers import (
+    KERNEL_SIZE,
+    PADDING,
+    STRIDE,
+    WEIGHTED,
+    empty_layer,
+    feature_map_sizes,
+    image_shape_3d,
+    n_groups,
+    normalization_layers,
+    output_padding,
+    weighted_layers,
+)
 from skae._nn.linear import dense_layer, glorot_uniform
-
-KERNEL_SIZE = 3
-STRIDE = 2
-PADDING = 1
-
-
-def image_shape_3d(image_shape):
-    """(channels, height, width) of an (height, width) or (channels, height, width) shape."""
-    image_shape = tuple(int(size) for size in image_shape)
-    return (1, *image_shape) if len(image_shape) == 2 else image_shape
-
-
-def feature_map_sizes(height, width, n_layers):
-    """The (height, width) of the image and after each stride-2 convolution.
-
-    A convolution of kernel 3, stride 2 and padding 1 maps a side of n
-    pixels to ceil(n / 2).
-    """
-    sizes = [(height, width)]
-    for _ in range(n_layers):
-        h, w = sizes[-1]
-        sizes.append(((h + 1) // 2, (w + 1) // 2))
-    return sizes
-
-
-def output_padding(size):
-    """The output padding that makes a transposed convolution give back ``size``.
-
-    It maps a side of m = ceil(n / 2) pixels to 2 m - 1 + padding: 0 for
-    odd n, 1 for even n.
-    """
-    return tuple(1 - n % 2 for n in size)
-
-
-def n_groups(channels):
-    """Groups of the group normalisation of ``channels`` maps: of 4 maps, else one."""
-    return channels // 4 if channels % 4 == 0 else 1
-
-
-def _empty(cls, *args, dtype, **kwargs):
-    """A layer whose parameters are allocated but not initialised.
-
-    As :func:`~skae._nn.linear.dense_layer`: made on the meta device, where
-    nothing is drawn from the global generator, and given storage after.
-    """
-    layer = cls(*args, device="meta", dtype=dtype, **kwargs)
-    for name, parameter in list(layer.named_parameters()):
-        setattr(layer, name, nn.Parameter(torch.empty(parameter.shape, dtype=dtype)))
-    return layer
-
-
-def _weighted(stack):
-    """The layers of ``stack`` that hold weights, in order."""
-    return [m for m in stack if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
-
-
-def _normalizations(stack):
-    return [m for m in stack if isinstance(m, nn.GroupNorm)]
 
 
 @register_kind
@@ -108,24 +63,12 @@ class ConvolutionalAutoencoder(Network):
 
     Parameters
     ----------
-    n_features : int
-        Width of the input and of the reconstruction: the product of
-        ``image_shape``.
-
-    encoding_dim : int
-        Width of the code.
+    n_features, encoding_dim, activation, output_activation, dtype
+        As for :class:`~skae._nn.linear.Autoencoder`; ``n_features`` is the
+        product of ``image_shape``.
 
     hidden_layer_sizes : tuple of int
         Output channels of the encoder's convolutions, outermost first.
-
-    activation : str
-        Activation after each hidden layer, a key of ``ACTIVATIONS``.
-
-    output_activation : {"identity", "sigmoid", "clip"}
-        Applied to the decoder's output by :meth:`activate`.
-
-    dtype : torch.dtype
-        Dtype of the parameters.
 
     image_shape : tuple of int
         (height, width) or (channels, height, width) of an image.
@@ -162,7 +105,7 @@ class ConvolutionalAutoencoder(Network):
         encoder_branch = []
         for n_in, n_out in zip(maps[:-1], maps[1:], strict=True):
             encoder_branch += [
-                _empty(nn.Conv2d, n_in, n_out, KERNEL_SIZE, STRIDE, PADDING, dtype=dtype),
+                empty_layer(nn.Conv2d, n_in, n_out, KERNEL_SIZE, STRIDE, PADDING, dtype=dtype),
                 nn.GroupNorm(n_groups(n_out), n_out, dtype=dtype),
                 ACTIVATIONS[activation](),
             ]
@@ -177,7 +120,7 @@ class ConvolutionalAutoencoder(Network):
         n_layers = len(self.hidden_layer_sizes)
         for i in range(n_layers, 0, -1):
             decoder_branch.append(
-                _empty(
+                empty_layer(
                     nn.ConvTranspose2d,
                     maps[i],
                     maps[i - 1],
@@ -307,12 +250,12 @@ class ConvolutionalAutoencoder(Network):
             (self.decoder, self.decoder_branch),
         ):
             layers.append(first)
-            layers += [m for m in branch if isinstance(m, (*_WEIGHTED, nn.GroupNorm))]
+            layers += [m for m in branch if isinstance(m, (*WEIGHTED, nn.GroupNorm))]
         return layers
 
     def penalized_parameters(self):
         """The weights of the linear and convolutional layers, not the normalisations'."""
-        return [layer.weight for layer in self.linear_layers() if isinstance(layer, _WEIGHTED)]
+        return [layer.weight for layer in self.linear_layers() if isinstance(layer, WEIGHTED)]
 
     def _image(self, x):
         return x.reshape(x.shape[0], *self.image_shape)
@@ -375,7 +318,7 @@ class ConvolutionalAutoencoder(Network):
         glorot_uniform([self.decoder], generator)
         with torch.no_grad():
             for branch in (self.encoder_branch, self.decoder_branch):
-                layers = _weighted(branch)
+                layers = weighted_layers(branch)
                 for layer in layers:
                     fan_in = layer.weight[0].numel()
                     if isinstance(layer, nn.ConvTranspose2d):
@@ -386,7 +329,7 @@ class ConvolutionalAutoencoder(Network):
                     layer.bias.uniform_(-bound, bound, generator=generator)
                 layers[-1].weight.zero_()
                 layers[-1].bias.zero_()
-                for norm in _normalizations(branch):
+                for norm in normalization_layers(branch):
                     norm.weight.fill_(1.0)
                     norm.bias.zero_()
 
@@ -447,112 +390,10 @@ class ConvolutionalAutoencoder(Network):
 
     # ONNX
 
-    @staticmethod
-    def _layers(arrays, spec):
-        """The encoder's (linear, branch) layers and the decoder's, as (coef, intercept)."""
-        layers = list(zip(arrays["coefs_"], arrays["intercepts_"], strict=True))
-        n_layers = len(spec["hidden_layer_sizes"])
-        n_encoder = 1 + 2 * n_layers + 1
-        encoder, decoder = layers[:n_encoder], layers[n_encoder:]
-        return encoder[0], encoder[1:], decoder[0], decoder[1:]
-
     @classmethod
     def onnx_encode(cls, graph, arrays, spec, x):
-        _check_graph_dtype(graph)
-        linear, branch, _, _ = cls._layers(arrays, spec)
-        linear = graph.linear(x, *_graph.fold_normalization(*linear, arrays))
-        normalized = x
-        if np.any(arrays["shift_"] != 0):
-            normalized = graph.node("Sub", normalized, graph.constant(arrays["shift_"]))
-        if arrays["scale_"] != 1.0:
-            normalized = graph.node("Mul", normalized, graph.constant(1.0 / arrays["scale_"]))
-        image = graph.node("Reshape", normalized, graph.integers([-1, *spec["image_shape"]]))
-        for i in range(len(spec["hidden_layer_sizes"])):
-            (kernel, bias), (scale, offset) = branch[2 * i], branch[2 * i + 1]
-            image = graph.node(
-                "Conv",
-                image,
-                graph.constant(kernel, "kernel"),
-                graph.constant(bias, "bias"),
-                kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
-                strides=[STRIDE, STRIDE],
-                pads=[PADDING] * 4,
-            )
-            image = _group_norm(graph, image, scale, offset)
-            image = graph.activation(image, spec["activation"])
-        flat = graph.node("Flatten", image, axis=1)
-        return graph.node("Add", linear, graph.linear(flat, *branch[-1]))
+        return _conv_graph.onnx_encode(graph, arrays, spec, x)
 
     @classmethod
     def onnx_decode(cls, graph, arrays, spec, codes):
-        _check_graph_dtype(graph)
-        _, _, linear, branch = cls._layers(arrays, spec)
-        channels, height, width = spec["image_shape"]
-        hidden = list(spec["hidden_layer_sizes"])
-        sizes = feature_map_sizes(height, width, len(hidden))
-        # The branch sees the codes divided by the code scale.
-        coef, intercept = branch[0]
-        code_scale = np.asarray(spec["code_scale"], dtype=np.float64)
-        coef = np.asarray(coef, dtype=np.float64) / code_scale[:, np.newaxis]
-        image = graph.activation(graph.linear(codes, coef, intercept), spec["activation"])
-        image = graph.node("Reshape", image, graph.integers([-1, hidden[-1], *sizes[-1]]))
-        rest = branch[1:]
-        for i in range(len(hidden), 0, -1):
-            kernel, bias = rest.pop(0)
-            image = graph.node(
-                "ConvTranspose",
-                image,
-                graph.constant(kernel, "kernel"),
-                graph.constant(bias, "bias"),
-                kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
-                strides=[STRIDE, STRIDE],
-                pads=[PADDING] * 4,
-                output_padding=list(output_padding(sizes[i - 1])),
-            )
-            if i > 1:
-                image = _group_norm(graph, image, *rest.pop(0))
-                image = graph.activation(image, spec["activation"])
-        correction = graph.node("Flatten", image, axis=1)
-        linear_output = spec["output_activation"] == "identity"
-        if linear_output:
-            linear = _graph.fold_unnormalization(*linear, arrays)
-            if arrays["scale_"] != 1.0:
-                correction = graph.node("Mul", correction, graph.constant(arrays["scale_"]))
-        output = graph.node("Add", graph.linear(codes, *linear), correction)
-        return output if linear_output else _graph.unnormalize(graph, output, arrays, spec)
-
-
-_WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
-
-
-def _check_graph_dtype(graph):
-    if graph.double:
-        raise NotImplementedError(
-            "skae.onnx converts a network of kind 'conv' to a float32 graph only: "
-            "onnxruntime has no float64 convolutions. Pass float32 input, e.g. "
-            "X[:1].astype(np.float32)."
-        )
-
-
-def _group_norm(graph, image, scale, offset):
-    """Group normalisation from operators of opset 6.
-
-    The maps are reshaped to (n, groups, -1), each group normalised by
-    ``InstanceNormalization``, then reshaped back and scaled and offset per
-    map: ONNX's own ``GroupNormalization`` needs opset 18, and its scale
-    changed meaning in opset 21.
-    """
-    n_maps = len(scale)
-    groups = n_groups(n_maps)
-    shape = graph.node("Shape", image)
-    grouped = graph.node("Reshape", image, graph.integers([0, groups, -1]))
-    grouped = graph.node(
-        "InstanceNormalization",
-        grouped,
-        graph.constant(np.ones(groups)),
-        graph.constant(np.zeros(groups)),
-        epsilon=1e-5,
-    )
-    image = graph.node("Reshape", grouped, shape)
-    image = graph.node("Mul", image, graph.constant(np.reshape(scale, (n_maps, 1, 1))))
-    return graph.node("Add", image, graph.constant(np.reshape(offset, (n_maps, 1, 1))))
+        return _conv_graph.onnx_decode(graph, arrays, spec, codes)
