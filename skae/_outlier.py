@@ -166,9 +166,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     ``predict`` on the training data flags the fraction
     ``contamination`` asks for.
 
-    ``partial_fit`` is not available: the scores are calibrated on the
-    whole training set at once.
-
     Examples
     --------
     >>> import numpy as np
