@@ -1,8 +1,6 @@
 """Autoencoder as a scikit-learn imputer of missing values."""
 
 import functools
-import math
-import sys
 import warnings
 from numbers import Integral, Real
 
@@ -18,14 +16,21 @@ from skae._choices import image_shape, resolve_early_stopping
 from skae._fitted import Preparation
 from skae._impute._copies import (
     MAX_COPIES,
-    NETWORK_DTYPE,
     TRAINING_ROWS,
     TrainingCopies,
     fit_linear_model,
     start_at_model,
 )
+from skae._impute._missing import (
+    is_nan,
+    is_pandas_na,
+    pandas_na_as_nan,
+    observed_entries,
+    restore,
+    scaled,
+)
 from skae._impute._soft_impute import column_location_scale, linear_fill
-from skae._nn._batches import MaskedPairs, inference_passes
+from skae._nn._batches import MaskedPairs
 from skae._nn._threads import torch_threads
 
 
@@ -298,29 +303,24 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         """Not available: the linear model is fitted on the whole training set."""
 
     def _validate_input(self, X, *, reset):
-        if _is_pandas_na(self.missing_values):
-            X = _pandas_na_as_nan(X)
+        if is_pandas_na(self.missing_values):
+            X = pandas_na_as_nan(X)
         return validate_data(
             self,
             X,
             reset=reset,
             dtype=(np.float64, np.float32),
             order="C",
-            ensure_all_finite="allow-nan" if _is_nan(self.missing_values) else True,
+            ensure_all_finite="allow-nan" if is_nan(self.missing_values) else True,
         )
 
     def _observed(self, X):
-        if _is_nan(self.missing_values):
-            return ~np.isnan(X)
-        return X != self.missing_values
+        return observed_entries(X, self.missing_values)
 
     def _scaled(self, X, observed, dtype=None):
         """X in the scaled units of the linear model, zeros at missing entries."""
         dtype = self._fill_components.dtype if dtype is None else dtype
-        Z = np.where(observed, X, 0.0).astype(dtype, copy=False)
-        Z -= self._column_location.astype(dtype)
-        Z /= self._column_scale.astype(dtype)
-        return np.where(observed, Z, 0.0).astype(dtype, copy=False)
+        return scaled(X, observed, self._column_location, self._column_scale, dtype)
 
     def _linear_fill(self, Z, observed):
         return linear_fill(Z, observed, self._fill_mean, self._fill_components, self._fill_weights)
@@ -404,13 +404,8 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
         observed = self._observed(X)
         Z = self._scaled(X, observed)
         filled = self._linear_fill(Z, observed)
-        module = self.module_
-        with torch.no_grad(), torch_threads(self._work(filled)):
-            restored = [
-                module.activate(module(rows)).numpy()
-                for rows in inference_passes(module, filled.astype(NETWORK_DTYPE))
-            ]
-        filled = np.where(observed, Z, np.concatenate(restored).astype(Z.dtype, copy=False))
+        with torch_threads(self._work(filled)):
+            filled = np.where(observed, Z, restore(self.module_, filled))
         filled[:, self._empty_features] = 0.0
         filled = filled * self._column_scale + self._column_location
         imputed = np.where(observed, X, filled.astype(X.dtype, copy=False))
@@ -454,25 +449,6 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = _is_nan(self.missing_values)
+        tags.input_tags.allow_nan = is_nan(self.missing_values)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _is_nan(value):
-    """Whether ``value`` marks missing entries as NaN does: NaN, or pandas' NA."""
-    return (isinstance(value, Real) and math.isnan(value)) or _is_pandas_na(value)
-
-
-def _is_pandas_na(value):
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and value is pandas.NA
-
-
-def _pandas_na_as_nan(X):
-    """X with pandas' NA entries as NaN, for ``missing_values=pd.NA``."""
-    if hasattr(X, "notna") and hasattr(X, "where"):
-        # A DataFrame: its nullable and object columns become floats and NaN.
-        return X.astype(object).where(X.notna(), np.nan)
-    X = np.asarray(X, dtype=object)
-    return np.where(np.frompyfunc(_is_pandas_na, 1, 1)(X).astype(bool), np.nan, X)
