@@ -371,6 +371,42 @@ def _check_training_state(attributes, n_parameters):
             raise ValueError(f"The file's random generator state is invalid: {e}") from e
 
 
+def require_attributes(attributes, names):
+    """Raise a ValueError naming the attributes of ``names`` missing from a file."""
+    missing = [name for name in names if name not in attributes]
+    if missing:
+        raise ValueError(f"The file's fitted state lacks {missing}.")
+
+
+def fitted_array(attributes, name, shape, *, dtypes=("float32", "float64"), finite=True):
+    """The array ``attributes[name]`` read from a file, or a ValueError naming it.
+
+    ``shape`` holds the length of each axis, None where any length will do.
+    """
+    value = attributes[name]
+    if not (
+        isinstance(value, np.ndarray)
+        and value.dtype.name in dtypes
+        and value.ndim == len(shape)
+        and all(n is None or n == m for n, m in zip(shape, value.shape, strict=True))
+        and (not finite or np.isfinite(value).all())
+    ):
+        described = "x".join("n" if n is None else str(n) for n in shape)
+        raise ValueError(
+            f"The file's {name}={_short(value)} is not one skae writes: a "
+            f"{'finite ' if finite else ''}{' or '.join(dtypes)} array of shape ({described})."
+        )
+    return value
+
+
+def fitted_number(attributes, name):
+    """The finite number ``attributes[name]`` read from a file, or a ValueError naming it."""
+    value = attributes[name]
+    if not (_is_number(value) and math.isfinite(value)):
+        raise ValueError(f"The file's {name}={_short(value)} is not one skae writes: a number.")
+    return value
+
+
 def _short(value):
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -16,6 +16,7 @@ from skae._choices import (
     default_encoding_dim,
     robust_location_scale,
 )
+from skae._fitted import fitted_array, fitted_number, require_attributes
 from skae._nn._batches import encode
 from skae._nn._start import location_scale
 from skae._nn._threads import torch_threads
@@ -368,6 +369,31 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
             -1 for outliers, +1 for inliers.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+    @classmethod
+    def _check_fitted_state(cls, attributes):
+        super()._check_fitted_state(attributes)
+        require_attributes(attributes, cls._state_names[-5:])
+        fitted_number(attributes, "offset_")
+        k = attributes["_network_spec"]["encoding_dim"]
+        codes = fitted_array(attributes, "_train_codes", (None, k), dtypes=("float64",))
+        n_neighbors = attributes["n_neighbors_"]
+        if not (
+            isinstance(n_neighbors, int)
+            and not isinstance(n_neighbors, bool)
+            and 1 <= n_neighbors < len(codes)
+        ):
+            raise ValueError(
+                f"The file's n_neighbors_={n_neighbors!r} is not one skae writes: a count "
+                f"from 1 to the number of training codes minus one, {len(codes) - 1}."
+            )
+        fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
+        scale = fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
+        if not (scale > 0).all():
+            raise ValueError(
+                f"The file's _score_scale={scale!r} is not one skae writes: its spreads "
+                "are positive."
+            )
 
     def __getstate__(self):
         state = super().__getstate__()
