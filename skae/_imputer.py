@@ -14,12 +14,13 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from skae._base import BaseAutoencoder
 from skae._choices import resolve_early_stopping
-from skae._fitted import Preparation, fitted_array, require_attributes
+from skae._fitted import Preparation, require_attributes
 from skae._impute._copies import (
     MAX_COPIES,
     NETWORK_DTYPE,
     TRAINING_ROWS,
     TrainingCopies,
+    check_linear_model,
     fit_linear_model,
     start_at_model,
 )
@@ -427,43 +428,7 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
         require_attributes(attributes, cls._state_names[-7:])
-        spec = attributes["_network_spec"]
-        if spec["code_activation"] != "identity" or spec["output_activation"] != "identity":
-            raise ValueError("The file's network is not one the imputer builds: it is not linear.")
-        n_features, rank = spec["n_features"], spec["encoding_dim"]
-        fitted_array(attributes, "_column_location", (n_features,))
-        scale = fitted_array(attributes, "_column_scale", (n_features,))
-        components = fitted_array(attributes, "_fill_components", (n_features, rank))
-        dtypes = (components.dtype.name,)
-        fitted_array(attributes, "_fill_mean", (n_features,), dtypes=dtypes)
-        weights = fitted_array(attributes, "_fill_weights", (rank,), dtypes=dtypes)
-        gram = components.T.astype(np.float64) @ components
-        for name, valid in (
-            ("_column_scale", (scale > 0).all()),
-            ("_fill_weights", ((weights >= 0) & (weights < 1)).all()),
-            ("_fill_components", np.abs(gram - np.eye(rank)).max() <= 1e-3),
-        ):
-            if not valid:
-                raise ValueError(
-                    f"The file's {name} is not one skae writes: the column scales are "
-                    "positive, the weights in [0, 1) and the components orthonormal."
-                )
-        features = {}
-        for name in ("_missing_features", "_empty_features"):
-            columns = fitted_array(attributes, name, (None,), dtypes=("int64",))
-            if columns.size and not (
-                columns[0] >= 0 and columns[-1] < n_features and (np.diff(columns) > 0).all()
-            ):
-                raise ValueError(
-                    f"The file's {name} is not one skae writes: increasing column indices "
-                    f"below {n_features}."
-                )
-            features[name] = columns
-        if not np.isin(features["_empty_features"], features["_missing_features"]).all():
-            raise ValueError(
-                "The file's _empty_features is not one skae writes: empty features are "
-                "among the _missing_features."
-            )
+        check_linear_model(attributes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -16,7 +16,13 @@ from skae._choices import (
     default_encoding_dim,
     robust_location_scale,
 )
-from skae._fitted import fitted_array, fitted_number, require_attributes
+from skae._fitted import (
+    fitted_array,
+    fitted_value,
+    is_count,
+    is_finite_number,
+    require_attributes,
+)
 from skae._nn._batches import encode
 from skae._nn._start import location_scale
 from skae._nn._threads import torch_threads
@@ -374,26 +380,19 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
         require_attributes(attributes, cls._state_names[-5:])
-        fitted_number(attributes, "offset_")
+        fitted_value(attributes, "offset_", is_finite_number, "a finite number")
         k = attributes["_network_spec"]["encoding_dim"]
         codes = fitted_array(attributes, "_train_codes", (None, k), dtypes=("float64",))
-        n_neighbors = attributes["n_neighbors_"]
-        if not (
-            isinstance(n_neighbors, int)
-            and not isinstance(n_neighbors, bool)
-            and 1 <= n_neighbors < len(codes)
-        ):
-            raise ValueError(
-                f"The file's n_neighbors_={n_neighbors!r} is not one skae writes: a count "
-                f"from 1 to the number of training codes minus one, {len(codes) - 1}."
-            )
+        n_max = len(codes) - 1
+        fitted_value(
+            attributes,
+            "n_neighbors_",
+            lambda v: is_count(v, 1) and v <= n_max,
+            f"a count from 1 to {n_max}",
+        )
         fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
-        scale = fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
-        if not (scale > 0).all():
-            raise ValueError(
-                f"The file's _score_scale={scale!r} is not one skae writes: its spreads "
-                "are positive."
-            )
+        fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
+        fitted_value(attributes, "_score_scale", lambda v: (v > 0).all(), "positive spreads")
 
     def __getstate__(self):
         state = super().__getstate__()
