@@ -260,7 +260,7 @@ def _check_spec(spec):
         raise ValueError(f"The file does not describe a network skae builds: {error}") from None
 
 
-def _is_count(value, minimum=0):
+def is_count(value, minimum=0):
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
@@ -276,25 +276,25 @@ def _is_numbers(value):
 # own attributes can only be what the reader decodes: plain JSON values and
 # arrays of the dtypes above.
 _ATTRIBUTE_CHECKS = {
-    "n_features_in_": lambda v: _is_count(v, 1),
+    "n_features_in_": lambda v: is_count(v, 1),
     "feature_names_in_": lambda v: isinstance(v, np.ndarray) and v.dtype == object,
-    "n_components_": lambda v: _is_count(v, 1),
+    "n_components_": lambda v: is_count(v, 1),
     "coefs_": lambda v: isinstance(v, list),
     "intercepts_": lambda v: isinstance(v, list),
     "shift_": lambda v: isinstance(v, np.ndarray),
     "scale_": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
     "output_activation_": lambda v: v in OUTPUT_ACTIVATIONS,
     "init_": lambda v: v in ("pca", "random"),
-    "batch_size_": lambda v: _is_count(v, 1),
-    "max_iter_": lambda v: _is_count(v, 1),
+    "batch_size_": lambda v: is_count(v, 1),
+    "max_iter_": lambda v: is_count(v, 1),
     "device_": lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None,
     "precision_": lambda v: v in ("float32", "float64", "bfloat16"),
     "loss_curve_": _is_numbers,
     "best_loss_": lambda v: v is None or _is_number(v),
     "validation_scores_": lambda v: v is None or _is_numbers(v),
     "best_validation_score_": lambda v: v is None or _is_number(v),
-    "n_iter_": _is_count,
-    "t_": _is_count,
+    "n_iter_": is_count,
+    "t_": is_count,
     "_network_spec": lambda v: isinstance(v, dict),
     "_optimizer_state": lambda v: v is None or isinstance(v, dict),
     "_generator_state": lambda v: isinstance(v, np.ndarray) and v.dtype == np.uint8,
@@ -369,6 +369,48 @@ def _check_training_state(attributes, n_parameters):
             torch.Generator().set_state(torch.from_numpy(generator_state))
         except (TypeError, RuntimeError) as e:
             raise ValueError(f"The file's random generator state is invalid: {e}") from e
+
+
+def require_attributes(attributes, names):
+    """Raise a ValueError naming the attributes of ``names`` missing from a file."""
+    missing = [name for name in names if name not in attributes]
+    if missing:
+        raise ValueError(f"The file's fitted state lacks {missing}.")
+
+
+def fitted_value(attributes, name, valid, description):
+    """``attributes[name]`` read from a file, or a ValueError saying what it should be."""
+    value = attributes[name]
+    if not valid(value):
+        raise ValueError(
+            f"The file's {name}={_short(value)} is not one skae writes: {description}."
+        )
+    return value
+
+
+def fitted_array(attributes, name, shape, *, dtypes=("float32", "float64")):
+    """The finite array ``attributes[name]`` read from a file, or a ValueError naming it.
+
+    ``shape`` holds the length of each axis, None where any length will do.
+    """
+
+    def valid(value):
+        return (
+            isinstance(value, np.ndarray)
+            and value.dtype.name in dtypes
+            and value.ndim == len(shape)
+            and all(n in (None, m) for n, m in zip(shape, value.shape, strict=True))
+            and bool(np.isfinite(value).all())
+        )
+
+    described = "x".join("n" if n is None else str(n) for n in shape)
+    return fitted_value(
+        attributes, name, valid, f"a finite {' or '.join(dtypes)} array of shape ({described})"
+    )
+
+
+def is_finite_number(value):
+    return _is_number(value) and math.isfinite(value)
 
 
 def _short(value):

@@ -13,19 +13,20 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from skae._base import BaseAutoencoder
 from skae._choices import image_shape, resolve_early_stopping
-from skae._fitted import Preparation
+from skae._fitted import Preparation, require_attributes
 from skae._impute._copies import (
     MAX_COPIES,
     TRAINING_ROWS,
     TrainingCopies,
+    check_linear_model,
     fit_linear_model,
     start_at_model,
 )
 from skae._impute._missing import (
     is_nan,
     is_pandas_na,
-    pandas_na_as_nan,
     observed_entries,
+    pandas_na_as_nan,
     restore,
     scaled,
 )
@@ -446,6 +447,12 @@ class AutoencoderImputer(TransformerMixin, BaseAutoencoder):
             indicators = [f"missingindicator_{input_features[j]}" for j in self._missing_features]
             names = np.concatenate([names, np.asarray(indicators, dtype=object)])
         return np.asarray(names, dtype=object)
+
+    @classmethod
+    def _check_fitted_state(cls, attributes):
+        super()._check_fitted_state(attributes)
+        require_attributes(attributes, cls._state_names[-7:])
+        check_linear_model(attributes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

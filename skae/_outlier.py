@@ -18,6 +18,13 @@ from skae._choices import (
     feature_scale,
     robust_location_scale,
 )
+from skae._fitted import (
+    fitted_array,
+    fitted_value,
+    is_count,
+    is_finite_number,
+    require_attributes,
+)
 from skae._nn._batches import encode
 from skae._nn._start import location_scale
 from skae._nn._threads import torch_threads
@@ -386,6 +393,31 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
             -1 for outliers, +1 for inliers.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+    @classmethod
+    def _check_fitted_state(cls, attributes):
+        super()._check_fitted_state(attributes)
+        require_attributes(
+            attributes,
+            ("offset_", "n_neighbors_", "_train_codes", "_score_location", "_score_scale"),
+        )
+        if "_feature_scale" in attributes:
+            n_features = attributes["_network_spec"]["n_features"]
+            fitted_array(attributes, "_feature_scale", (n_features,), dtypes=("float64",))
+            fitted_value(attributes, "_feature_scale", lambda v: (v > 0).all(), "positive")
+        fitted_value(attributes, "offset_", is_finite_number, "a finite number")
+        k = attributes["_network_spec"]["encoding_dim"]
+        codes = fitted_array(attributes, "_train_codes", (None, k), dtypes=("float64",))
+        n_max = len(codes) - 1
+        fitted_value(
+            attributes,
+            "n_neighbors_",
+            lambda v: is_count(v, 1) and v <= n_max,
+            f"a count from 1 to {n_max}",
+        )
+        fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
+        fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
+        fitted_value(attributes, "_score_scale", lambda v: (v > 0).all(), "positive spreads")
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -14,6 +14,18 @@ given, float32 (``X[:1].astype(np.float32)``, the usual choice) or float64,
 and in float32 for integer input; a model fitted in float64 converts to
 either.
 
+The graph of :class:`~skae.AutoencoderImputer` computes ``transform``: the
+observed entries passed through, the missing ones filled by the linear
+model, solved in float64 by conjugate gradients in a ``Loop`` (exactly, as
+``transform`` solves it, up to 256 features; to the same tolerance beyond),
+then corrected by the network; empty features dropped or kept and the
+indicators appended as ``transform`` does. The graph of
+:class:`~skae.AutoencoderOutlierDetector` has the outputs of skl2onnx's
+outlier detectors: the labels of ``predict`` and the scores of
+``decision_function``, and those of ``score_samples`` with the option
+``{"score_samples": True}``; its local outlier factor is computed among the
+training codes, held in the graph, in float64.
+
 onnxruntime has no float64 kernels for the ``Elu`` and ``Erf`` operators: a
 float64 graph computes "elu" from other operators, exactly, and the error
 function inside "gelu" in float32.
@@ -67,7 +79,13 @@ except ImportError as error:
     ) from error
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._impute._onnx import imputer_graph
+from skae._imputer import AutoencoderImputer
 from skae._nn._contract import KINDS
+from skae._nn._graph import ACTIVATIONS as _ACTIVATIONS
+from skae._nn._graph import OUTPUT_ACTIVATIONS as _OUTPUT_ACTIVATIONS
+from skae._nn._graph import local_outlier_factor
+from skae._outlier import AutoencoderOutlierDetector
 
 # The first opset of each operator the graphs use, in the form they use it
 # (Add and its kin broadcast as numpy does from opset 7, Clip takes its
@@ -76,23 +94,42 @@ _SINCE = {
     "Add": 7,
     "Cast": 6,
     "Clip": 11,
+    "Concat": 4,
     "Conv": 1,
     "ConvTranspose": 1,
+    "Div": 7,
     "Elu": 6,
+    "Equal": 11,
     "Erf": 9,
     "Exp": 6,
     "Flatten": 1,
+    "Gather": 1,
     "Gelu": 20,
     "Identity": 1,
     "InstanceNormalization": 6,
+    "IsNaN": 9,
+    "Less": 9,
+    "Loop": 11,
     "MatMul": 1,
+    "Max": 8,
     "Mul": 7,
+    "Neg": 6,
+    "Not": 1,
     "Relu": 6,
     "Reshape": 5,
     "Shape": 1,
     "Sigmoid": 6,
+    "Sqrt": 6,
     "Sub": 7,
     "Tanh": 6,
+    "TopK": 11,
+    "Where": 9,
+}
+_PROTO_TYPES = {
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.float64): TensorProto.DOUBLE,
+    np.dtype(np.int64): TensorProto.INT64,
+    np.dtype(np.bool_): TensorProto.BOOL,
 }
 
 
@@ -149,30 +186,43 @@ class _Graph:
 
         ``output`` names the output; a new name is made when it is None.
         """
+        if output is None:
+            output = self.scope.get_unique_variable_name(op_type.lower())
+        self.nodes(op_type, *inputs, outputs=[output], purpose=purpose, **attrs)
+        return output
+
+    def nodes(self, op_type, *inputs, n_outputs=1, outputs=None, purpose="the network", **attrs):
+        """Add a node of ``n_outputs`` outputs, or of ``outputs``, and return their names."""
         if not self.has(op_type):
             raise RuntimeError(
                 f"{self.owner} cannot be converted to ONNX with target_opset="
                 f"{self.opset}: {purpose} uses the operator {op_type}, added in "
                 f"opset {_SINCE[op_type]}. Pass target_opset={_SINCE[op_type]} or later."
             )
-        if output is None:
-            output = self.scope.get_unique_variable_name(op_type.lower())
+        if outputs is None:
+            name = op_type.lower()
+            outputs = [self.scope.get_unique_variable_name(name) for _ in range(n_outputs)]
         self.container.add_node(
             op_type,
             list(inputs),
-            output,
+            outputs,
             name=self.scope.get_unique_operator_name(op_type),
             **attrs,
         )
+        return outputs
+
+    def constant(self, value, name="c", *, dtype=None):
+        """Add an initializer holding ``value`` in ``dtype``, the graph's by default."""
+        value = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        output = self.scope.get_unique_variable_name(name)
+        self.container.add_initializer(
+            output, _PROTO_TYPES[value.dtype], value.shape, value.ravel()
+        )
         return output
 
-    def constant(self, value, name="c"):
-        """Add an initializer holding ``value`` in the graph's dtype."""
-        value = np.asarray(value, dtype=self.dtype)
-        output = self.scope.get_unique_variable_name(name)
-        proto = TensorProto.DOUBLE if self.double else TensorProto.FLOAT
-        self.container.add_initializer(output, proto, value.shape, value.ravel())
-        return output
+    def cast(self, x, dtype):
+        """``x`` cast to the float ``dtype``."""
+        return self.node("Cast", x, to=_PROTO_TYPES[np.dtype(dtype)])
 
     def integers(self, values, name="shape"):
         """Add an initializer holding int64 ``values``, a shape, say."""
@@ -193,58 +243,6 @@ class _Graph:
     def output_activation(self, x, name):
         """One of the output activations of ``skae._nn._contract.OUTPUT_ACTIVATIONS``."""
         return _OUTPUT_ACTIVATIONS[name](self, x)
-
-
-def _elu(graph, x):
-    purpose = "the 'elu' activation"
-    if not graph.double:
-        return graph.node("Elu", x, alpha=1.0, purpose=purpose)
-    # onnxruntime has no float64 Elu: relu(x) - relu(1 - exp(x)) is exactly
-    # x for x > 0 and exp(x) - 1 otherwise.
-    exp = graph.node("Exp", x, purpose=purpose)
-    negative = graph.node(
-        "Relu", graph.node("Sub", graph.constant(1.0), exp, purpose=purpose), purpose=purpose
-    )
-    return graph.node("Sub", graph.node("Relu", x, purpose=purpose), negative, purpose=purpose)
-
-
-def _gelu(graph, x):
-    """The exact GELU, ``x * (1 + erf(x / sqrt(2))) / 2``, as torch's ``nn.GELU()``."""
-    purpose = "the 'gelu' activation"
-    if not graph.double and graph.has("Gelu"):
-        return graph.node("Gelu", x, purpose=purpose)
-    scaled = graph.node("Mul", x, graph.constant(np.sqrt(0.5)), purpose=purpose)
-    if graph.double:
-        # onnxruntime has no float64 Erf.
-        single = graph.node("Cast", scaled, to=TensorProto.FLOAT, purpose=purpose)
-        erf = graph.node("Erf", single, purpose=purpose)
-        erf = graph.node("Cast", erf, to=TensorProto.DOUBLE, purpose=purpose)
-    else:
-        erf = graph.node("Erf", scaled, purpose=purpose)
-    half = graph.node("Mul", x, graph.constant(0.5), purpose=purpose)
-    return graph.node("Add", half, graph.node("Mul", half, erf, purpose=purpose), purpose=purpose)
-
-
-_ACTIVATIONS = {
-    "identity": lambda graph, x: x,
-    "relu": lambda graph, x: graph.node("Relu", x),
-    "tanh": lambda graph, x: graph.node("Tanh", x),
-    "logistic": lambda graph, x: graph.node("Sigmoid", x),
-    "elu": _elu,
-    "gelu": _gelu,
-}
-
-_OUTPUT_ACTIVATIONS = {
-    "identity": lambda graph, x: x,
-    "sigmoid": lambda graph, x: graph.node("Sigmoid", x),
-    "clip": lambda graph, x: graph.node(
-        "Clip",
-        x,
-        graph.constant(0.0),
-        graph.constant(1.0),
-        purpose="the 'clip' output activation",
-    ),
-}
 
 
 def _fitted_network(estimator):
@@ -276,9 +274,15 @@ def _fitted_network(estimator):
     return _Network(spec, kind, arrays)
 
 
-def _check_input(operator, n_features):
+def _normalized(network):
+    """The network with an identity normalisation: its layers as ``forward`` applies them."""
+    arrays = {**network.arrays, "shift_": np.zeros_like(network.arrays["shift_"]), "scale_": 1.0}
+    return _Network(network.spec, network.kind, arrays)
+
+
+def _check_input(operator, n_features, n_outputs=1):
     """Check that the operator has one 2-D float input of ``n_features`` columns."""
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=n_outputs)
     check_input_and_output_types(
         operator, good_input_types=[FloatTensorType, DoubleTensorType, Int64TensorType]
     )
@@ -320,4 +324,103 @@ update_registered_converter(
     "SkaeAutoencoderTransformer",
     _transformer_shape,
     _convert_transformer,
+)
+
+
+def _imputer_shape(operator):
+    """Shape calculator of AutoencoderImputer: (N, n_features) to (N, n_features_out)."""
+    imputer = operator.raw_operator
+    network = _fitted_network(imputer)
+    _check_input(operator, network.spec["n_features"])
+    n_samples = operator.inputs[0].get_first_dimension()
+    n_out = len(imputer.get_feature_names_out())
+    operator.outputs[0].type = _output_type(operator)([n_samples, n_out])
+
+
+def _convert_imputer(scope, operator, container):
+    """Converter of AutoencoderImputer: the graph of ``transform``."""
+    network = _normalized(_fitted_network(operator.raw_operator))
+    graph = _Graph(scope, operator, container)
+    graph.output(imputer_graph(graph, operator.raw_operator, network, graph.input()))
+
+
+update_registered_converter(
+    AutoencoderImputer, "SkaeAutoencoderImputer", _imputer_shape, _convert_imputer
+)
+
+
+# The outlier detector's graph: labels, decision_function and optionally
+# score_samples, as skl2onnx's converters of scikit-learn's detectors give them.
+
+
+def _parse_detector(scope, model, inputs, custom_parsers=None):
+    """The detector's outputs: label, scores and, with that option, score_samples."""
+    operator = scope.declare_local_operator("SkaeAutoencoderOutlierDetector", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    names = ["scores"]
+    if scope.get_options(model, {"score_samples": False})["score_samples"]:
+        names.append("score_samples")
+    for name in names:
+        operator.outputs.append(scope.declare_local_variable(name, _output_type(operator)()))
+    return operator.outputs
+
+
+def _detector_shape(operator):
+    """Shape calculator of AutoencoderOutlierDetector: (N,) labels and (N,) scores."""
+    network = _fitted_network(operator.raw_operator)
+    _check_input(operator, network.spec["n_features"], n_outputs=[2, 3])
+    n_samples = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = Int64TensorType([n_samples])
+    for output in operator.outputs[1:]:
+        output.type = _output_type(operator)([n_samples])
+
+
+def _convert_detector(scope, operator, container):
+    """Converter of AutoencoderOutlierDetector: predict, decision_function, score_samples."""
+    detector, n_outputs = operator.raw_operator, len(operator.outputs)
+    network = _fitted_network(detector)
+    graph = _Graph(scope, operator, container)
+    F, x = np.float64, graph.input()
+    feature_scale = getattr(detector, "_feature_scale", None)
+    if feature_scale is not None and np.any(feature_scale != 1):
+        # Each feature divided by its training spread, as the detector does.
+        x = graph.node("Div", x, graph.constant(feature_scale, "feature_scale"))
+    # Codes and reconstruction from the normalised input: (x - shift) / scale
+    # keeps float32 precise where the data lie far from zero.
+    shift, scale = network.arrays["shift_"], network.arrays["scale_"]
+    normalized = graph.node(
+        "Div", graph.node("Sub", x, graph.constant(shift, "shift")), graph.constant(scale)
+    )
+    inner = _normalized(network)
+    codes = inner.encode(graph, normalized)
+    error = graph.node("Sub", inner.decode(graph, codes), normalized)
+    n_features = network.spec["n_features"]
+    mean = graph.constant(np.full((n_features, 1), float(scale) ** 2 / n_features), "mse")
+    residual = graph.cast(graph.node("MatMul", graph.node("Mul", error, error), mean), F)
+    lof, k = detector._density(), detector.n_neighbors_
+    k_distance = lof._distances_fit_X_[:, k - 1]
+    codes = graph.cast(codes, F)
+    density = local_outlier_factor(graph, codes, detector._train_codes, k, k_distance, lof._lrd)
+    terms = graph.node("Concat", residual, density, axis=1)
+    location = graph.constant(detector._score_location, "score_location", dtype=F)
+    scale = graph.constant(-1 / detector._score_scale, "score_scale", dtype=F)
+    scores = graph.node("MatMul", graph.node("Sub", terms, location), scale)
+    decision = graph.node("Sub", scores, graph.constant(detector.offset_, "offset", dtype=F))
+    outlier = graph.node("Less", decision, graph.constant(0.0, dtype=F))
+    labels = (graph.constant(value, dtype=np.int64) for value in (-1, 1))
+    graph.node("Where", outlier, *labels, output=operator.outputs[0].full_name)
+    for output, values in zip(
+        operator.outputs[1:], (decision, scores)[: n_outputs - 1], strict=True
+    ):
+        graph.node("Cast", values, to=_PROTO_TYPES[np.dtype(graph.dtype)], output=output.full_name)
+
+
+update_registered_converter(
+    AutoencoderOutlierDetector,
+    "SkaeAutoencoderOutlierDetector",
+    _detector_shape,
+    _convert_detector,
+    parser=_parse_detector,
+    options={"score_samples": [True, False]},
 )

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer
 from skae._nn._contract import ACTIVATIONS
 
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -203,13 +203,169 @@ def test_reconstruction(X, reconstructor, params, dtype):
         np.testing.assert_allclose(reconstruction, expected, rtol=1e-7, atol=atol)
 
 
+# The imputer and the outlier detector
+
+
+@pytest.fixture(scope="module")
+def X_missing(X):
+    """500 digits with a fifth of the entries missing, as float64."""
+    X_missing = X[:500].astype(np.float64)
+    X_missing[np.random.default_rng(0).random(X_missing.shape) < 0.2] = np.nan
+    return X_missing
+
+
+def transform_quietly(imputer, X):
+    """``imputer.transform(X)``, whose warning of dropped empty features is expected."""
+    if imputer._empty_features.size and not imputer.keep_empty_features:
+        with pytest.warns(UserWarning, match="Skipping features"):
+            return imputer.transform(X)
+    return imputer.transform(X)
+
+
+IMPUTE = dict(hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+
+
+@pytest.mark.parametrize(
+    "params, empty",
+    [
+        ({}, False),
+        (dict(add_indicator=True, activation="relu", missing_values=-1.0), False),
+        (dict(add_indicator=True), True),
+    ],
+)
+def test_imputer(X_missing, params, empty):
+    """Observed entries pass through, missing ones are filled as transform fills them."""
+    X = X_missing.copy()
+    if empty:
+        X[:, [0, 5]] = np.nan
+    if "missing_values" in params:
+        X = np.nan_to_num(X, nan=params["missing_values"])
+    # Fitted in float64, the linear fill is exact, as the graph's is.
+    imputer = AutoencoderImputer(**IMPUTE, **params).fit(X)
+    X32 = X.astype(np.float32)
+    observed = (X32 != params.get("missing_values", np.nan)) & ~np.isnan(X32)
+    # Empty features are dropped, or kept filled with zeros.
+    for keep_empty_features in [False, True] if empty else [False]:
+        imputer.set_params(keep_empty_features=keep_empty_features)
+        expected = transform_quietly(imputer, X32)
+        imputed = run(skl2onnx.to_onnx(imputer, X32[:1]), X32)[0]
+        assert imputed.dtype == np.float32 and imputed.shape == expected.shape
+        np.testing.assert_allclose(imputed, expected, rtol=1e-5, atol=1e-5)
+        dropped = [0, 5] if empty and not keep_empty_features else []
+        kept = np.setdiff1d(np.arange(64), dropped)
+        entries = imputed[:, : kept.size][observed[:, kept]]
+        np.testing.assert_array_equal(entries, X32[:, kept][observed[:, kept]])
+
+
+def test_imputer_fitted_in_float32(X_missing):
+    X32 = X_missing.astype(np.float32)
+    imputer = AutoencoderImputer(**IMPUTE).fit(X32)
+    imputed = run(skl2onnx.to_onnx(imputer, X32[:1]), X32)[0]
+    np.testing.assert_allclose(imputed, imputer.transform(X32), rtol=1e-5, atol=1e-5)
+
+
+def test_imputer_of_many_features():
+    """Beyond 256 features the fill is iterated, in the graph as in transform."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 8)) @ rng.standard_normal((8, 300))
+    X += 0.1 * rng.standard_normal(X.shape)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    imputer = AutoencoderImputer(**IMPUTE).fit(X)
+    X32 = X.astype(np.float32)
+    imputed = run(skl2onnx.to_onnx(imputer, X32[:1]), X32)[0]
+    np.testing.assert_allclose(imputed, imputer.transform(X32), rtol=1e-5, atol=1e-5)
+
+
+DETECT = dict(max_iter=3, random_state=0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        dict(hidden_layer_sizes=(24,), n_neighbors=5),
+        dict(hidden_layer_sizes=(24,), activation="tanh", init="random"),
+        dict(output_activation="identity", contamination=0.1),
+    ],
+)
+def test_outlier_detector(X, params):
+    """Labels, decision_function and score_samples, on training and new samples."""
+    detector = AutoencoderOutlierDetector(**DETECT, **params).fit(X)
+    noise = np.random.default_rng(0).normal(0, 0.1, size=(50, 64))
+    X_new = np.vstack([X, np.clip(X[:50] + noise, 0, 1).astype(np.float32)])
+    onx = skl2onnx.to_onnx(detector, X[:1], options={id(detector): {"score_samples": True}})
+    labels, decisions, scores = run(onx, X_new)
+    assert labels.dtype == np.int64 and labels.shape == (len(X_new),)
+    assert decisions.dtype == scores.dtype == np.float32
+    np.testing.assert_allclose(scores, detector.score_samples(X_new), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(decisions, detector.decision_function(X_new), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(labels, detector.predict(X_new))
+    assert (labels == -1).any() and (labels == 1).any()
+
+
+def test_outlier_detector_without_score_samples(X):
+    detector = AutoencoderOutlierDetector(**DETECT).fit(X)
+    outputs = run(skl2onnx.to_onnx(detector, X[:1]), X)
+    assert len(outputs) == 2
+    np.testing.assert_array_equal(outputs[0], detector.predict(X))
+
+
+def test_outlier_detector_float64(X):
+    X64 = X.astype(np.float64)
+    detector = AutoencoderOutlierDetector(**DETECT).fit(X64)
+    labels, decisions = run(skl2onnx.to_onnx(detector, X64[:1]), X64)
+    assert decisions.dtype == np.float64
+    np.testing.assert_allclose(decisions, detector.decision_function(X64), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(labels, detector.predict(X64))
+
+
+def test_imputer_in_pipelines(X_missing):
+    y = load_digits().target[: len(X_missing)]
+    X32 = X_missing.astype(np.float32)
+    classifier = Pipeline(
+        [
+            ("impute", AutoencoderImputer(**IMPUTE)),
+            ("classify", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(X_missing, y)
+    labels, probabilities = run(skl2onnx.to_onnx(classifier, X32[:1]), X32)
+    np.testing.assert_array_equal(labels, classifier.predict(X32))
+    probabilities = np.array([[row[label] for label in range(10)] for row in probabilities])
+    np.testing.assert_allclose(probabilities, classifier.predict_proba(X32), rtol=1e-5, atol=1e-5)
+    detector = Pipeline(
+        [
+            ("impute", AutoencoderImputer(**IMPUTE)),
+            ("detect", AutoencoderOutlierDetector(**DETECT)),
+        ]
+    ).fit(X_missing)
+    labels, decisions = run(skl2onnx.to_onnx(detector, X32[:1]), X32)
+    np.testing.assert_array_equal(labels, detector.predict(X32))
+    np.testing.assert_allclose(decisions, detector.decision_function(X32), rtol=1e-5, atol=1e-5)
+
+
+def test_outlier_detector_in_pipeline(X):
+    pipeline = Pipeline(
+        [("scale", StandardScaler()), ("detect", AutoencoderOutlierDetector(**DETECT))]
+    ).fit(X)
+    labels, decisions = run(skl2onnx.to_onnx(pipeline, X[:1]), X)
+    np.testing.assert_array_equal(labels, pipeline.predict(X))
+    np.testing.assert_allclose(decisions, pipeline.decision_function(X), rtol=1e-5, atol=1e-5)
+
+
 # Bad input
+
+
+@pytest.mark.parametrize(
+    "estimator", [AutoencoderTransformer, AutoencoderImputer, AutoencoderOutlierDetector]
+)
+def test_unfitted_estimator(X, estimator):
+    message = f"{estimator.__name__} instance is not fitted yet: fit it before converting"
+    with pytest.raises(NotFittedError, match=message):
+        skl2onnx.to_onnx(estimator(), X[:1])
 
 
 def test_unfitted(X):
     message = "AutoencoderTransformer instance is not fitted yet: fit it before converting"
-    with pytest.raises(NotFittedError, match=message):
-        skl2onnx.to_onnx(AutoencoderTransformer(), X[:1])
     pipeline = Pipeline([("scale", StandardScaler().fit(X)), ("ae", AutoencoderTransformer())])
     with pytest.raises(NotFittedError, match=message):
         skl2onnx.to_onnx(pipeline, X[:1])
@@ -252,6 +408,20 @@ def test_opset_too_old(X, params, target_opset, message):
         f"{target_opset}: {message}",
     ):
         skl2onnx.to_onnx(ae, X[:1], target_opset=target_opset)
+
+
+def test_opset_too_old_for_the_fills_and_neighbours(X, X_missing):
+    imputer = AutoencoderImputer(**IMPUTE).fit(X_missing)
+    with pytest.raises(
+        RuntimeError,
+        match="target_opset=10: the linear fill uses the operator Loop, added in opset 11",
+    ):
+        skl2onnx.to_onnx(imputer, X[:1], target_opset=10)
+    detector = AutoencoderOutlierDetector(**DETECT, output_activation="identity").fit(X)
+    with pytest.raises(
+        RuntimeError, match="the local outlier factor uses the operator TopK, added in opset 11"
+    ):
+        skl2onnx.to_onnx(detector, X[:1], target_opset=10)
 
 
 def test_wrong_number_of_features(X):

@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from conftest import QUICK, assert_same
-from skae import AutoencoderTransformer, load, save
+from skae import AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer, load, save
 
 
 def _saved(estimator):
@@ -553,3 +553,118 @@ def test_pickles_hold_no_torch_objects(digits, hidden):
     buffer = io.BytesIO()
     joblib.dump(ae, buffer)
     assert b"torch" not in buffer.getvalue()
+
+
+# The imputer's and the outlier detector's own fitted state
+
+
+@pytest.fixture(scope="module")
+def fitted_imputer(digits):
+    X = digits[0][:300] / 16
+    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+    return AutoencoderImputer(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(X), X
+
+
+@pytest.fixture(scope="module")
+def fitted_detector(digits):
+    X = digits[0][:300] / 16
+    return AutoencoderOutlierDetector(encoding_dim=6, max_iter=1, random_state=0).fit(X), X
+
+
+def _with_attribute(data, name, value):
+    """A copy of the saved ``data`` whose attribute ``name`` holds ``value``, or lacks it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    members = {}
+    if value is _MISSING:
+        del metadata["attributes"][name]
+    elif isinstance(value, np.ndarray):
+        buffer = io.BytesIO()
+        np.save(buffer, value)
+        members["arrays/tampered.npy"] = buffer.getvalue()
+        metadata["attributes"][name] = {"array": "arrays/tampered.npy"}
+    else:
+        metadata["attributes"][name] = {"value": value}
+    return _rewrite(data, **{"metadata.json": json.dumps(metadata)}, **members)
+
+
+_MISSING = object()
+
+
+def test_imputer_and_detector_round_trip(fitted_imputer, fitted_detector):
+    """Their own fitted state passes the checks and comes back as it was."""
+    imputer, X = fitted_imputer
+    restored = load(io.BytesIO(_saved(imputer)))
+    np.testing.assert_array_equal(restored._fill_components, imputer._fill_components)
+    np.testing.assert_array_equal(restored.transform(X), imputer.transform(X))
+    detector, X = fitted_detector
+    restored = load(io.BytesIO(_saved(detector)))
+    np.testing.assert_array_equal(restored._train_codes, detector._train_codes)
+    np.testing.assert_array_equal(restored.decision_function(X), detector.decision_function(X))
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("offset_", float("nan"), r"offset_=nan is not one skae writes: a finite number"),
+        ("offset_", "0.5", r"offset_='0.5' is not one skae writes"),
+        ("offset_", _MISSING, r"lacks \['offset_'\]"),
+        ("n_neighbors_", 0, r"n_neighbors_=0 is not one skae writes: a count from 1 to 299"),
+        ("n_neighbors_", 300, r"n_neighbors_=300 is not one skae writes"),
+        ("n_neighbors_", True, r"n_neighbors_=True is not one skae writes"),
+        ("_train_codes", _MISSING, r"lacks \['_train_codes'\]"),
+        ("_train_codes", np.full((300, 6), np.nan), r"_train_codes=.* a finite float64 array"),
+        ("_train_codes", np.zeros((300, 7)), r"_train_codes=.* of shape \(nx6\)"),
+        ("_train_codes", np.zeros((300, 6), dtype=np.float32), r"_train_codes=.*float64"),
+        ("_score_scale", np.array([0.0, 1.0]), r"_score_scale=.* positive spreads"),
+        ("_score_scale", np.array([1.0, -1.0]), r"_score_scale=.* positive spreads"),
+        ("_score_scale", np.array([1.0]), r"_score_scale=.* of shape \(2\)"),
+        ("_score_location", np.array([np.nan, 0.0]), r"_score_location=.* a finite"),
+    ],
+)
+def test_tampered_detector_state(fitted_detector, name, value, message):
+    detector, _ = fitted_detector
+    assert detector.n_components_ == 6
+    with pytest.raises(ValueError, match="(?s)" + message):
+        load(io.BytesIO(_with_attribute(_saved(detector), name, value)))
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("_fill_components", _MISSING, r"lacks \['_fill_components'\]"),
+        ("_column_scale", [1.0] * 64, r"_column_scale=\[1.0, .* a finite float32 or float64"),
+        ("_column_scale", np.full(64, np.nan), r"_column_scale=.* a finite"),
+        ("_column_scale", np.zeros(64), r"_column_scale=.* positive scales"),
+        ("_column_scale", np.ones(63), r"_column_scale=.* of shape \(64\)"),
+        ("_column_location", np.ones(65), r"_column_location=.* of shape \(64\)"),
+        ("_fill_mean", np.zeros(63), r"_fill_mean=.* of shape \(64\)"),
+        ("_fill_components", "components", r"_fill_components='components'"),
+        ("_fill_weights", "nan", r"_fill_weights='nan'"),
+        ("_missing_features", np.array([70]), r"_missing_features=.* below 64"),
+        ("_empty_features", np.array([3, 1]), r"_empty_features=.* increasing"),
+        ("_missing_features", np.array([1.0]), r"_missing_features=.* int64 array"),
+    ],
+)
+def test_tampered_imputer_state(fitted_imputer, name, value, message):
+    imputer, _ = fitted_imputer
+    with pytest.raises(ValueError, match="(?s)" + message):
+        load(io.BytesIO(_with_attribute(_saved(imputer), name, value)))
+
+
+@pytest.mark.parametrize("change", ["nan", "weights", "orthonormal", "dtype"])
+def test_tampered_imputer_model(fitted_imputer, change):
+    """The linear model's arrays: finite, weights in [0, 1), orthonormal components."""
+    imputer, _ = fitted_imputer
+    components, weights = imputer._fill_components.copy(), imputer._fill_weights.copy()
+    name, value, message = {
+        "nan": ("_fill_components", np.where(components > 0, np.nan, components), "a finite"),
+        "weights": ("_fill_weights", weights + 1, "weights in \\[0, 1\\)"),
+        "orthonormal": ("_fill_components", 2 * components, "orthonormal components"),
+        "dtype": ("_fill_mean", imputer._fill_mean.astype(np.float32), "_fill_mean=.* float64"),
+    }[change]
+    if change == "dtype" and imputer._fill_components.dtype == np.float32:
+        value = imputer._fill_mean.astype(np.float64)
+        message = "_fill_mean=.* float32 array"
+    with pytest.raises(ValueError, match="(?s)" + message):
+        load(io.BytesIO(_with_attribute(_saved(imputer), name, value)))

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import torch
 
+from skae._fitted import fitted_array, fitted_value
 from skae._impute._gaussian import gaussian_model
 from skae._impute._soft_impute import linear_fill, soft_impute
 from skae._nn._batches import MaskedPairs
@@ -98,3 +99,43 @@ def start_at_model(model, network, sample, generator):
         encoder_components=torch.from_numpy((components * weights).T.copy()),
     )
     return module
+
+
+def check_linear_model(attributes):
+    """Check the imputer's column scales, linear model and feature lists read from a file."""
+    spec = attributes["_network_spec"]
+    linear = spec["code_activation"] == spec["output_activation"] == "identity"
+    fitted_value(attributes, "_network_spec", lambda v: linear, "a network with a linear code")
+    n_features, rank = spec["n_features"], spec["encoding_dim"]
+    fitted_array(attributes, "_column_location", (n_features,))
+    fitted_array(attributes, "_column_scale", (n_features,))
+    fitted_value(attributes, "_column_scale", lambda v: (v > 0).all(), "positive scales")
+    components = fitted_array(attributes, "_fill_components", (n_features, rank))
+    dtypes = (components.dtype.name,)
+    fitted_array(attributes, "_fill_mean", (n_features,), dtypes=dtypes)
+    fitted_array(attributes, "_fill_weights", (rank,), dtypes=dtypes)
+    fitted_value(
+        attributes, "_fill_weights", lambda v: ((v >= 0) & (v < 1)).all(), "weights in [0, 1)"
+    )
+    gram = components.T.astype(np.float64) @ components
+    fitted_value(
+        attributes,
+        "_fill_components",
+        lambda v: np.abs(gram - np.eye(rank)).max() <= 1e-3,
+        "orthonormal components",
+    )
+    for name in ("_missing_features", "_empty_features"):
+        fitted_array(attributes, name, (None,), dtypes=("int64",))
+        fitted_value(
+            attributes,
+            name,
+            lambda v: ((v >= 0) & (v < n_features)).all() and (np.diff(v) > 0).all(),
+            f"increasing column indices below {n_features}",
+        )
+    missing = attributes["_missing_features"]
+    fitted_value(
+        attributes,
+        "_empty_features",
+        lambda v: np.isin(v, missing).all(),
+        "columns among the _missing_features",
+    )

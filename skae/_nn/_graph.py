@@ -2,10 +2,12 @@
 
 A kind writes the nodes of its ``encode`` and ``decode`` through a graph
 writer (:class:`skae.onnx` passes one) with the methods ``node``,
-``constant``, ``linear``, ``activation`` and ``output_activation``; these
-functions fold the normalisation into a kind's first and last layers and
-chain layers. Weights are folded in float64; the writer stores them in
-the graph's dtype. Nothing here imports ONNX.
+``constant``, ``cast``, ``linear``, ``activation`` and
+``output_activation``; these functions fold the normalisation into a kind's
+first and last layers and chain layers, and ``ACTIVATIONS`` and
+``OUTPUT_ACTIVATIONS`` write each activation's nodes. Weights are folded
+in float64; the writer stores them in the graph's dtype. Nothing here
+imports ONNX.
 """
 
 import numpy as np
@@ -44,3 +46,96 @@ def stack(graph, x, layers, activations):
 def branch(graph, x, layers, activation):
     """A perceptron, without an activation after its last layer."""
     return stack(graph, x, layers, [activation] * (len(layers) - 1) + ["identity"])
+
+
+def _elu(graph, x):
+    purpose = "the 'elu' activation"
+    if not graph.double:
+        return graph.node("Elu", x, alpha=1.0, purpose=purpose)
+    # onnxruntime has no float64 Elu: relu(x) - relu(1 - exp(x)) is exactly
+    # x for x > 0 and exp(x) - 1 otherwise.
+    exp = graph.node("Exp", x, purpose=purpose)
+    negative = graph.node(
+        "Relu", graph.node("Sub", graph.constant(1.0), exp, purpose=purpose), purpose=purpose
+    )
+    return graph.node("Sub", graph.node("Relu", x, purpose=purpose), negative, purpose=purpose)
+
+
+def _gelu(graph, x):
+    """The exact GELU, ``x * (1 + erf(x / sqrt(2))) / 2``, as torch's ``nn.GELU()``."""
+    purpose = "the 'gelu' activation"
+    if not graph.double and graph.has("Gelu"):
+        return graph.node("Gelu", x, purpose=purpose)
+    scaled = graph.node("Mul", x, graph.constant(np.sqrt(0.5)), purpose=purpose)
+    if graph.double:
+        # onnxruntime has no float64 Erf.
+        erf = graph.node("Erf", graph.cast(scaled, np.float32), purpose=purpose)
+        erf = graph.cast(erf, np.float64)
+    else:
+        erf = graph.node("Erf", scaled, purpose=purpose)
+    half = graph.node("Mul", x, graph.constant(0.5), purpose=purpose)
+    return graph.node("Add", half, graph.node("Mul", half, erf, purpose=purpose), purpose=purpose)
+
+
+ACTIVATIONS = {
+    "identity": lambda graph, x: x,
+    "relu": lambda graph, x: graph.node("Relu", x),
+    "tanh": lambda graph, x: graph.node("Tanh", x),
+    "logistic": lambda graph, x: graph.node("Sigmoid", x),
+    "elu": _elu,
+    "gelu": _gelu,
+}
+
+OUTPUT_ACTIVATIONS = {
+    "identity": lambda graph, x: x,
+    "sigmoid": lambda graph, x: graph.node("Sigmoid", x),
+    "clip": lambda graph, x: graph.node(
+        "Clip",
+        x,
+        graph.constant(0.0),
+        graph.constant(1.0),
+        purpose="the 'clip' output activation",
+    ),
+}
+
+
+def local_outlier_factor(graph, codes, train_codes, n_neighbors, k_distance, lrd):
+    """The local outlier factor of each of ``codes`` among ``train_codes``, in float64.
+
+    As :meth:`sklearn.neighbors.LocalOutlierFactor.score_samples` computes
+    it, negated, from each training code's distance to its
+    ``n_neighbors``-th neighbour, ``k_distance``, and its local reachability
+    density, ``lrd``. Distances come from their expansion, in float64 exact
+    to about 1e-8 of the codes' norms. Returns an (N, 1) column.
+    """
+    float64, purpose = np.float64, "the local outlier factor"
+    train = np.asarray(train_codes, dtype=float64)
+    ones = graph.constant(np.ones((train.shape[1], 1)), "ones", dtype=float64)
+    squares = graph.node(
+        "Add",
+        graph.node("MatMul", graph.node("Mul", codes, codes), ones),
+        graph.node("MatMul", codes, graph.constant(-2 * train.T, "train_codes", dtype=float64)),
+    )
+    squares = graph.node("Add", squares, graph.constant((train**2).sum(axis=1), dtype=float64))
+    distances = graph.node("Sqrt", graph.node("Max", squares, graph.constant(0.0, dtype=float64)))
+    nearest, indices = graph.nodes(
+        "TopK",
+        graph.node("Neg", distances),
+        graph.constant([n_neighbors], "n_neighbors", dtype=np.int64),
+        n_outputs=2,
+        purpose=purpose,
+        axis=1,
+    )
+    k_distance = graph.constant(k_distance, "k_distance", dtype=float64)
+    reach = graph.node(
+        "Max", graph.node("Neg", nearest), graph.node("Gather", k_distance, indices)
+    )
+    mean = graph.constant(np.full((n_neighbors, 1), 1.0 / n_neighbors), "mean", dtype=float64)
+    # The training codes' densities divided by the code's own: 1 / (mean reach + 1e-10).
+    reach = graph.node(
+        "Add", graph.node("MatMul", reach, mean), graph.constant(1e-10, dtype=float64)
+    )
+    ratios = graph.node(
+        "Mul", graph.node("Gather", graph.constant(lrd, "lrd", dtype=float64), indices), reach
+    )
+    return graph.node("MatMul", ratios, mean)
