@@ -14,17 +14,12 @@ given, float32 (``X[:1].astype(np.float32)``, the usual choice) or float64,
 and in float32 for integer input; a model fitted in float64 converts to
 either.
 
-The graph of :class:`~skae.AutoencoderImputer` computes ``transform``: the
-observed entries passed through, the missing ones filled by the linear
-model, solved in float64 by conjugate gradients in a ``Loop`` (exactly, as
-``transform`` solves it, up to 256 features; to the same tolerance beyond),
-then corrected by the network; empty features dropped or kept and the
-indicators appended as ``transform`` does. The graph of
-:class:`~skae.AutoencoderOutlierDetector` has the outputs of skl2onnx's
-outlier detectors: the labels of ``predict`` and the scores of
-``decision_function``, and those of ``score_samples`` with the option
-``{"score_samples": True}``; its local outlier factor is computed among the
-training codes, held in the graph, in float64.
+The graph of :class:`~skae.AutoencoderImputer` computes ``transform``:
+observed entries pass through; missing ones get the linear model's fill,
+solved in float64 by conjugate gradients in a ``Loop``, then the network's
+correction. The graph of :class:`~skae.AutoencoderOutlierDetector` gives
+``predict``'s labels and ``decision_function``, as skl2onnx's outlier
+detectors do, and ``score_samples`` with ``{"score_samples": True}``.
 
 onnxruntime has no float64 kernels for the ``Elu`` and ``Erf`` operators: a
 float64 graph computes "elu" from other operators, exactly, and the error
@@ -358,10 +353,8 @@ def _parse_detector(scope, model, inputs, custom_parsers=None):
     operator = scope.declare_local_operator("SkaeAutoencoderOutlierDetector", model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
-    names = ["scores"]
-    if scope.get_options(model, {"score_samples": False})["score_samples"]:
-        names.append("score_samples")
-    for name in names:
+    score_samples = scope.get_options(model, {"score_samples": False})["score_samples"]
+    for name in ["scores", "score_samples"][: 1 + score_samples]:
         operator.outputs.append(scope.declare_local_variable(name, _output_type(operator)()))
     return operator.outputs
 
@@ -399,8 +392,7 @@ def _convert_detector(scope, operator, container):
     mean = graph.constant(np.full((n_features, 1), float(scale) ** 2 / n_features), "mse")
     residual = graph.cast(graph.node("MatMul", graph.node("Mul", error, error), mean), F)
     lof, k = detector._density(), detector.n_neighbors_
-    k_distance = lof._distances_fit_X_[:, k - 1]
-    codes = graph.cast(codes, F)
+    codes, k_distance = graph.cast(codes, F), lof._distances_fit_X_[:, k - 1]
     density = local_outlier_factor(graph, codes, detector._train_codes, k, k_distance, lof._lrd)
     terms = graph.node("Concat", residual, density, axis=1)
     location = graph.constant(detector._score_location, "score_location", dtype=F)
@@ -410,9 +402,8 @@ def _convert_detector(scope, operator, container):
     outlier = graph.node("Less", decision, graph.constant(0.0, dtype=F))
     labels = (graph.constant(value, dtype=np.int64) for value in (-1, 1))
     graph.node("Where", outlier, *labels, output=operator.outputs[0].full_name)
-    for output, values in zip(
-        operator.outputs[1:], (decision, scores)[: n_outputs - 1], strict=True
-    ):
+    outputs = zip(operator.outputs[1:], (decision, scores)[: n_outputs - 1], strict=True)
+    for output, values in outputs:
         graph.node("Cast", values, to=_PROTO_TYPES[np.dtype(graph.dtype)], output=output.full_name)
 
 
