@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from skae._base import BaseAutoencoder
 from skae._choices import image_shape, resolve_early_stopping
-from skae._fitted import Preparation, require_attributes
+from skae._fitted import Preparation
 from skae._impute._copies import (
     MAX_COPIES,
     TRAINING_ROWS,
@@ -32,6 +32,7 @@ from skae._impute._missing import (
 )
 from skae._impute._soft_impute import column_location_scale, linear_fill
 from skae._nn._batches import MaskedPairs
+from skae._nn._state import require_attributes
 from skae._nn._threads import torch_threads
 
 

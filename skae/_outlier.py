@@ -18,15 +18,15 @@ from skae._choices import (
     feature_scale,
     robust_location_scale,
 )
-from skae._fitted import (
+from skae._nn._batches import encode
+from skae._nn._start import location_scale
+from skae._nn._state import (
     fitted_array,
     fitted_value,
     is_count,
     is_finite_number,
     require_attributes,
 )
-from skae._nn._batches import encode
-from skae._nn._start import location_scale
 from skae._nn._threads import torch_threads
 
 

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import torch
 
-from skae._fitted import fitted_array, fitted_value
 from skae._impute._gaussian import gaussian_model
 from skae._impute._soft_impute import linear_fill, soft_impute
 from skae._nn._batches import MaskedPairs
 from skae._nn._contract import choose_kind
+from skae._nn._state import fitted_array, fitted_value
 
 # Fraction of the observed entries held out to choose the linear model.
 HELD_OUT = 0.1
