@@ -323,14 +323,19 @@ class Network(nn.Module):
         """The fitted state as named numpy arrays, copied to CPU.
 
         ``coefs_`` and ``intercepts_`` hold a weight array and a bias vector
-        per layer, in the order of :meth:`linear_layers`, a dense layer's
-        weights as (n_in, n_out), as
-        :class:`~sklearn.neural_network.MLPRegressor` holds its ``coefs_``.
+        per layer of :meth:`linear_layers`, a dense layer's weights as
+        (n_in, n_out), as :class:`~sklearn.neural_network.MLPRegressor`
+        holds its ``coefs_``, other layers' (convolutions', say) in torch's
+        layout.
         """
-        layers = self.linear_layers()
+        coefs, intercepts = [], []
+        for layer in self.linear_layers():
+            weight = layer.weight.detach().cpu()
+            coefs.append((weight.T if isinstance(layer, nn.Linear) else weight).numpy().copy())
+            intercepts.append(layer.bias.detach().cpu().numpy().copy())
         return {
-            "coefs_": [layer.weight.detach().cpu().T.numpy().copy() for layer in layers],
-            "intercepts_": [layer.bias.detach().cpu().numpy().copy() for layer in layers],
+            "coefs_": coefs,
+            "intercepts_": intercepts,
             "shift_": self.shift.cpu().numpy().copy(),
             "scale_": float(self.scale),
         }
@@ -343,12 +348,27 @@ class Network(nn.Module):
         if len(coefs) != len(layers) or len(intercepts) != len(layers):
             raise ValueError(
                 f"The network has {len(layers)} layers, got {len(coefs)} weight "
-                f"matrices and {len(intercepts)} bias vectors."
+                f"arrays and {len(intercepts)} bias vectors."
             )
         for layer, coef, intercept in zip(layers, coefs, intercepts, strict=True):
-            copy_into(layer.weight, np.asarray(coef).T, "weight")
+            coef = np.asarray(coef)
+            copy_into(layer.weight, coef.T if isinstance(layer, nn.Linear) else coef, "weight")
             copy_into(layer.bias, intercept, "bias")
         return self.set_normalization(arrays["shift_"], arrays["scale_"])
+
+    def base_spec(self, **fields):
+        """The fields every kind's ``spec`` has, then ``fields``."""
+        return {
+            "kind": self.kind,
+            "n_features": int(self.n_features),
+            "encoding_dim": int(self.encoding_dim),
+            "hidden_layer_sizes": list(self.hidden_layer_sizes),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self.output_activation,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            **fields,
+        }
 
     @classmethod
     def array_shapes(cls, spec):

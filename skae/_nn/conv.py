@@ -37,10 +37,11 @@ from skae._nn._conv_layers import (
     weighted_layers,
 )
 from skae._nn.linear import dense_layer, glorot_uniform
+from skae._nn.residual import CorrectionBesideLinearPath
 
 
 @register_kind
-class ConvolutionalAutoencoder(Network):
+class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
     """A linear autoencoder plus convolutional corrections that start at zero.
 
     Each row of ``n_features`` values is an image of ``image_shape``
@@ -190,19 +191,10 @@ class ConvolutionalAutoencoder(Network):
 
     @property
     def spec(self):
-        return {
-            "kind": self.kind,
-            "n_features": int(self.n_features),
-            "encoding_dim": int(self.encoding_dim),
-            "hidden_layer_sizes": list(self.hidden_layer_sizes),
-            "activation": self.activation,
-            "code_activation": self.code_activation,
-            "output_activation": self.output_activation,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "image_shape": list(self.image_shape),
-            # The code scale is fixed at the start: it describes the network.
-            "code_scale": self.code_scale.cpu().tolist(),
-        }
+        # The code scale is fixed at the start: it describes the network.
+        return self.base_spec(
+            image_shape=list(self.image_shape), code_scale=self.code_scale.cpu().tolist()
+        )
 
     @classmethod
     def array_shapes(cls, spec):
@@ -272,40 +264,6 @@ class ConvolutionalAutoencoder(Network):
     def encode(self, x):
         return self._codes(self.normalize(x))
 
-    def decode(self, codes):
-        return self.unnormalize(self.activate(self._decode_logits(codes)))
-
-    @property
-    def linear_path(self):
-        return self.encoder, self.decoder
-
-    @property
-    def is_linear(self):
-        return False
-
-    @property
-    def wants_sample(self):
-        return True
-
-    @torch.no_grad()
-    def set_code_scale(self, sample):
-        """Set ``code_scale`` to the spread of each code over rows of data.
-
-        As the residual kind's: codes that barely vary get a hundredth of
-        the largest spread.
-        """
-        if len(sample) < 2:
-            return
-        spread = self.encode(sample.to(self.dtype)).std(dim=0)
-        floor = 1e-2 * float(spread.max())
-        self.code_scale.copy_(spread.clamp(min=floor) if floor > 0 else torch.ones_like(spread))
-
-    def start_at(self, components, mean, generator, sample=None, encoder_components=None):
-        """Start the linear path at a linear model, then scale the codes on ``sample``."""
-        super().start_at(components, mean, generator, sample, encoder_components)
-        if sample is not None:
-            self.set_code_scale(sample)
-
     def init_random(self, generator):
         """Random weights, the last layer of each correction at zero.
 
@@ -352,41 +310,6 @@ class ConvolutionalAutoencoder(Network):
         flat = maps[-1] * self.sizes[-1][0] * self.sizes[-1][1]
         cost += 2 * (flat * k + flat + k)
         return cost, widest
-
-    def to_arrays(self):
-        """The fitted state as named numpy arrays, copied to CPU.
-
-        ``coefs_`` and ``intercepts_`` hold a weight array and a bias vector
-        per layer of :meth:`linear_layers`, shaped as :meth:`array_shapes`
-        says.
-        """
-        coefs, intercepts = [], []
-        for layer in self.linear_layers():
-            weight = layer.weight.detach().cpu()
-            coefs.append((weight.T if isinstance(layer, nn.Linear) else weight).numpy().copy())
-            intercepts.append(layer.bias.detach().cpu().numpy().copy())
-        return {
-            "coefs_": coefs,
-            "intercepts_": intercepts,
-            "shift_": self.shift.cpu().numpy().copy(),
-            "scale_": float(self.scale),
-        }
-
-    @torch.no_grad()
-    def load_arrays(self, arrays):
-        """Set the weights from arrays named and shaped as :meth:`to_arrays` gives them."""
-        layers = self.linear_layers()
-        coefs, intercepts = arrays["coefs_"], arrays["intercepts_"]
-        if len(coefs) != len(layers) or len(intercepts) != len(layers):
-            raise ValueError(
-                f"The network has {len(layers)} layers, got {len(coefs)} weight "
-                f"arrays and {len(intercepts)} bias vectors."
-            )
-        for layer, coef, intercept in zip(layers, coefs, intercepts, strict=True):
-            coef = np.asarray(coef)
-            copy_into(layer.weight, coef.T if isinstance(layer, nn.Linear) else coef, "weight")
-            copy_into(layer.bias, intercept, "bias")
-        return self.set_normalization(arrays["shift_"], arrays["scale_"])
 
     # ONNX
 

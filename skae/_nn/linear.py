@@ -146,16 +146,7 @@ class Autoencoder(Network):
     @property
     def spec(self):
         """Plain values from which :meth:`from_spec` makes this network."""
-        return {
-            "kind": self.kind,
-            "n_features": int(self.n_features),
-            "encoding_dim": int(self.encoding_dim),
-            "hidden_layer_sizes": list(self.hidden_layer_sizes),
-            "activation": self.activation,
-            "code_activation": self.code_activation,
-            "output_activation": self.output_activation,
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
+        return self.base_spec()
 
     @classmethod
     def array_shapes(cls, spec):

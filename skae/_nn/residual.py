@@ -20,8 +20,52 @@ from skae._nn._steps import PerceptronStep
 from skae._nn.linear import Autoencoder, dense_layer, glorot_uniform, perceptron
 
 
+class CorrectionBesideLinearPath:
+    """What the kinds with corrections beside a linear path share.
+
+    The encoder and decoder attributes are the linear path; the
+    corrections' last layers start at zero, so that the network starts as
+    that path, and ``code_scale`` (a buffer) holds the spread of each code
+    at the start, by which the decoder's correction divides the codes.
+    """
+
+    @property
+    def linear_path(self):
+        return self.encoder, self.decoder
+
+    @property
+    def is_linear(self):
+        return False
+
+    @property
+    def wants_sample(self):
+        return True
+
+    def decode(self, codes):
+        return self.unnormalize(self.activate(self._decode_logits(codes)))
+
+    @torch.no_grad()
+    def set_code_scale(self, sample):
+        """Set ``code_scale`` to the spread of each code over rows of data.
+
+        Codes that barely vary (beyond the data's rank) get a hundredth of
+        the largest spread, so that dividing by it amplifies nothing.
+        """
+        if len(sample) < 2:
+            return
+        spread = self.encode(sample.to(self.dtype)).std(dim=0)
+        floor = 1e-2 * float(spread.max())
+        self.code_scale.copy_(spread.clamp(min=floor) if floor > 0 else torch.ones_like(spread))
+
+    def start_at(self, components, mean, generator, sample=None, encoder_components=None):
+        """Start the linear path at a linear model, then scale the codes on ``sample``."""
+        super().start_at(components, mean, generator, sample, encoder_components)
+        if sample is not None:
+            self.set_code_scale(sample)
+
+
 @register_kind
-class ResidualAutoencoder(Autoencoder):
+class ResidualAutoencoder(CorrectionBesideLinearPath, Autoencoder):
     """A linear autoencoder plus a nonlinear correction that starts at zero.
 
     The code is a linear map of the (normalised) input plus a perceptron of
@@ -111,43 +155,9 @@ class ResidualAutoencoder(Autoencoder):
         branch = self.apply_normalized(self.encoder_branch[0], x)
         return self.apply_normalized(self.encoder, x) + self.encoder_branch[1:](branch)
 
-    def decode(self, codes):
-        return self.unnormalize(self.activate(self._decode_logits(codes)))
-
-    @property
-    def linear_path(self):
-        return self.encoder, self.decoder
-
-    @property
-    def is_linear(self):
-        return False
-
-    @property
-    def wants_sample(self):
-        return True
-
     @property
     def perceptrons(self):
         return [self.encoder], [self.decoder], self.encoder_branch, self.decoder_branch
-
-    @torch.no_grad()
-    def set_code_scale(self, sample):
-        """Set ``code_scale`` to the spread of each code over rows of data.
-
-        Codes that barely vary (beyond the data's rank) get a hundredth of
-        the largest spread, so that dividing by it amplifies nothing.
-        """
-        if len(sample) < 2:
-            return
-        spread = self.encode(sample.to(self.dtype)).std(dim=0)
-        floor = 1e-2 * float(spread.max())
-        self.code_scale.copy_(spread.clamp(min=floor) if floor > 0 else torch.ones_like(spread))
-
-    def start_at(self, components, mean, generator, sample=None, encoder_components=None):
-        """Start the linear path at a linear model, then scale the codes on ``sample``."""
-        super().start_at(components, mean, generator, sample, encoder_components)
-        if sample is not None:
-            self.set_code_scale(sample)
 
     def init_random(self, generator):
         """Random weights, the last layer of each perceptron at zero.
