@@ -8,7 +8,6 @@ solution, the network begins where PCA ends.
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -19,7 +18,6 @@ from skae._nn._contract import (
     DTYPES,
     Network,
     check_fields,
-    copy_into,
     positive_floats,
     register_kind,
 )
@@ -161,10 +159,7 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
             dtype=DTYPES[spec["dtype"]],
             image_shape=spec["image_shape"],
         )
-        if "code_scale" in spec:
-            with torch.no_grad():
-                copy_into(module.code_scale, np.asarray(spec["code_scale"]), "code scale")
-        return module
+        return module.with_code_scale(spec)
 
     @classmethod
     def check_spec(cls, spec):

@@ -45,6 +45,13 @@ class CorrectionBesideLinearPath:
         return self.unnormalize(self.activate(self._decode_logits(codes)))
 
     @torch.no_grad()
+    def with_code_scale(self, spec):
+        """Take the code scale of a description, when it has one."""
+        if "code_scale" in spec:
+            copy_into(self.code_scale, np.asarray(spec["code_scale"]), "code scale")
+        return self
+
+    @torch.no_grad()
     def set_code_scale(self, sample):
         """Set ``code_scale`` to the spread of each code over rows of data.
 
@@ -110,10 +117,7 @@ class ResidualAutoencoder(CorrectionBesideLinearPath, Autoencoder):
     @classmethod
     def from_spec(cls, spec):
         module = super().from_spec(spec)
-        if "code_scale" in spec:
-            with torch.no_grad():
-                copy_into(module.code_scale, np.asarray(spec["code_scale"]), "code scale")
-        return module
+        return module.with_code_scale(spec)
 
     @classmethod
     def check_spec(cls, spec):
