@@ -1,17 +1,14 @@
 """The "auto" choices and checks that the fit path makes from parameters and data."""
 
 import functools
-import math
 import re
 import sys
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.sparsefuncs import mean_variance_axis
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -276,79 +273,3 @@ def check_architecture(spec, current):
                 "training cannot continue from it. Set warm_start=False and call fit "
                 f"to train a new network, or set {name}={spec[name]!r}."
             )
-
-
-# The detector's choices: its code width and its offset.
-# The modified z-score beyond which contamination="auto" flags a sample
-# (Iglewicz and Hoaglin, 1993).
-AUTO_CUTOFF = 3.5
-# The median absolute deviation of a normal distribution times this is its
-# standard deviation.
-MAD_TO_STD = 1.4826
-# Spreads of the score's terms below these are rounding: reconstruction
-# errors are compared in units of at least 1e-6 times the data's mean
-# variance (an RMS error of 0.1 % of the data's spread), local outlier
-# factors (1 for a typical sample) in units of at least 1e-3.
-RESIDUAL_FLOOR = 1e-6
-DENSITY_FLOOR = 1e-3
-
-
-def default_encoding_dim(n_samples, n_features):
-    """The "auto" code width.
-
-    At most 32 units, at least ``sqrt(n_features)`` dimensions left out of
-    the code, and at least 10 training samples per unit.
-    """
-    return max(1, min(32, n_features - math.ceil(math.sqrt(n_features)), n_samples // 10))
-
-
-def robust_location_scale(values, floor):
-    """Median and normal-consistent median absolute deviation of ``values``.
-
-    When more than half the values are equal, the deviation falls back to
-    the standard deviation. It is at least ``floor``, below which
-    differences are rounding, and 1 when all values and ``floor`` are 0.
-    """
-    location = float(np.median(values))
-    scale = MAD_TO_STD * float(np.median(np.abs(values - location)))
-    if not scale > 0:
-        scale = float(np.std(values))
-    scale = max(scale, floor)
-    return location, scale if scale > 0 else 1.0
-
-
-def auto_offset(scores):
-    """The threshold of contamination="auto" on the training samples' scores.
-
-    The median minus ``AUTO_CUTOFF`` robust standard deviations of the
-    scores below it: the scores are skewed, with a long tail of low scores,
-    and the spread of that side is the yardstick for it.
-    """
-    location = float(np.median(scores))
-    deviations = location - scores[scores <= location]
-    scale = MAD_TO_STD * float(np.median(deviations))
-    if not scale > 0:
-        scale = float(np.sqrt(np.mean(deviations**2)))
-    return location - AUTO_CUTOFF * scale
-
-
-def feature_scale(X):
-    """The detector's divisor of each feature: ones for data in [0, 1].
-
-    Elsewhere each feature's standard deviation, so that features measured
-    in units orders of magnitude apart weigh alike in the reconstruction
-    error, as they do after a StandardScaler; a constant feature keeps 1.
-    Data in [0, 1] (images, say) keep their common scale, where a
-    near-constant feature (a border pixel) would be blown up.
-    """
-    if in_unit_interval(X):
-        return np.ones(X.shape[1])
-    if sp.issparse(X):
-        _, variance = mean_variance_axis(X.tocsr().astype(np.float64), axis=0)
-        std = np.sqrt(variance)
-    else:
-        peak = np.abs(X).max(axis=0)
-        peak = np.where(peak > 0, peak, 1.0)
-        std = np.std(X / peak, axis=0, dtype=np.float64) * peak
-    floor = 1e-8 * float(std.max(initial=0.0))
-    return np.where(std > floor, std, 1.0)

@@ -10,23 +10,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
-from skae._choices import (
-    DENSITY_FLOOR,
-    RESIDUAL_FLOOR,
-    auto_offset,
+from skae._detect._scores import (
+    check_detector_state,
     default_encoding_dim,
     feature_scale,
-    robust_location_scale,
+    offset,
+    terms_location_scale,
 )
 from skae._nn._batches import encode
 from skae._nn._start import location_scale
-from skae._nn._state import (
-    fitted_array,
-    fitted_value,
-    is_count,
-    is_finite_number,
-    require_attributes,
-)
 from skae._nn._threads import torch_threads
 
 
@@ -284,15 +276,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         self._lof = self._fit_density()
         terms = self._terms(X, self._train_codes)
         _, data_scale = location_scale(X)
-        residual = robust_location_scale(terms[:, 0], RESIDUAL_FLOOR * data_scale**2)
-        density = robust_location_scale(terms[:, 1], DENSITY_FLOOR)
-        self._score_location = np.array([residual[0], density[0]])
-        self._score_scale = np.array([residual[1], density[1]])
-        scores = self._combine(terms)
-        if self.contamination == "auto":
-            self.offset_ = auto_offset(scores)
-        else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        self._score_location, self._score_scale = terms_location_scale(terms, data_scale)
+        self.offset_ = offset(self._combine(terms), self.contamination)
         return self
 
     def _encoding_dim(self, X):
@@ -397,27 +382,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     @classmethod
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
-        require_attributes(
-            attributes,
-            ("offset_", "n_neighbors_", "_train_codes", "_score_location", "_score_scale"),
-        )
-        if "_feature_scale" in attributes:
-            n_features = attributes["_network_spec"]["n_features"]
-            fitted_array(attributes, "_feature_scale", (n_features,), dtypes=("float64",))
-            fitted_value(attributes, "_feature_scale", lambda v: (v > 0).all(), "positive")
-        fitted_value(attributes, "offset_", is_finite_number, "a finite number")
-        k = attributes["_network_spec"]["encoding_dim"]
-        codes = fitted_array(attributes, "_train_codes", (None, k), dtypes=("float64",))
-        n_max = len(codes) - 1
-        fitted_value(
-            attributes,
-            "n_neighbors_",
-            lambda v: is_count(v, 1) and v <= n_max,
-            f"a count from 1 to {n_max}",
-        )
-        fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
-        fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
-        fitted_value(attributes, "_score_scale", lambda v: (v > 0).all(), "positive spreads")
+        check_detector_state(attributes)
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -74,12 +74,12 @@ except ImportError as error:
     ) from error
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._detect._onnx import detector_scores
 from skae._impute._onnx import imputer_graph
 from skae._imputer import AutoencoderImputer
 from skae._nn._contract import KINDS
 from skae._nn._graph import ACTIVATIONS as _ACTIVATIONS
 from skae._nn._graph import OUTPUT_ACTIVATIONS as _OUTPUT_ACTIVATIONS
-from skae._nn._graph import local_outlier_factor
 from skae._outlier import AutoencoderOutlierDetector
 
 # The first opset of each operator the graphs use, in the form they use it
@@ -374,31 +374,10 @@ def _convert_detector(scope, operator, container):
     detector, n_outputs = operator.raw_operator, len(operator.outputs)
     network = _fitted_network(detector)
     graph = _Graph(scope, operator, container)
-    F, x = np.float64, graph.input()
-    feature_scale = getattr(detector, "_feature_scale", None)
-    if feature_scale is not None and np.any(feature_scale != 1):
-        # Each feature divided by its training spread, as the detector does.
-        x = graph.node("Div", x, graph.constant(feature_scale, "feature_scale"))
-    # Codes and reconstruction from the normalised input: (x - shift) / scale
-    # keeps float32 precise where the data lie far from zero.
-    shift, scale = network.arrays["shift_"], network.arrays["scale_"]
-    normalized = graph.node(
-        "Div", graph.node("Sub", x, graph.constant(shift, "shift")), graph.constant(scale)
+    F = np.float64
+    decision, scores = detector_scores(
+        graph, detector, network, _normalized(network), graph.input()
     )
-    inner = _normalized(network)
-    codes = inner.encode(graph, normalized)
-    error = graph.node("Sub", inner.decode(graph, codes), normalized)
-    n_features = network.spec["n_features"]
-    mean = graph.constant(np.full((n_features, 1), float(scale) ** 2 / n_features), "mse")
-    residual = graph.cast(graph.node("MatMul", graph.node("Mul", error, error), mean), F)
-    lof, k = detector._density(), detector.n_neighbors_
-    codes, k_distance = graph.cast(codes, F), lof._distances_fit_X_[:, k - 1]
-    density = local_outlier_factor(graph, codes, detector._train_codes, k, k_distance, lof._lrd)
-    terms = graph.node("Concat", residual, density, axis=1)
-    location = graph.constant(detector._score_location, "score_location", dtype=F)
-    scale = graph.constant(-1 / detector._score_scale, "score_scale", dtype=F)
-    scores = graph.node("MatMul", graph.node("Sub", terms, location), scale)
-    decision = graph.node("Sub", scores, graph.constant(detector.offset_, "offset", dtype=F))
     outlier = graph.node("Less", decision, graph.constant(0.0, dtype=F))
     labels = (graph.constant(value, dtype=np.int64) for value in (-1, 1))
     graph.node("Where", outlier, *labels, output=operator.outputs[0].full_name)

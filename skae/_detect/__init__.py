@@ -1,0 +1,1 @@
+"""The outlier detector's scores: their auto choices, state checks and ONNX graph."""

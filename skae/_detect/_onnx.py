@@ -1,0 +1,84 @@
+"""The ONNX graph of the detector's scores, written through :mod:`skae.onnx`'s writer.
+
+Codes and reconstruction come from the normalised input, the scores'
+terms in float64: the reconstruction error and the local outlier factor of
+the code among the training codes, as
+:class:`~sklearn.neighbors.LocalOutlierFactor` computes it.
+"""
+
+import numpy as np
+
+
+def detector_scores(graph, detector, network, inner, x):
+    """``decision_function`` and ``score_samples`` of each row of ``x``, (N, 1) float64 columns.
+
+    ``network`` is the detector's fitted network, ``inner`` the same with
+    an identity normalisation (its layers as ``forward`` applies them).
+    """
+    F = np.float64
+    feature_scale = getattr(detector, "_feature_scale", None)
+    if feature_scale is not None and np.any(feature_scale != 1):
+        # Each feature divided by its training spread, as the detector does.
+        x = graph.node("Div", x, graph.constant(feature_scale, "feature_scale"))
+    # Codes and reconstruction from the normalised input: (x - shift) / scale
+    # keeps float32 precise where the data lie far from zero.
+    shift, scale = network.arrays["shift_"], network.arrays["scale_"]
+    normalized = graph.node(
+        "Div", graph.node("Sub", x, graph.constant(shift, "shift")), graph.constant(scale)
+    )
+    codes = inner.encode(graph, normalized)
+    error = graph.node("Sub", inner.decode(graph, codes), normalized)
+    n_features = network.spec["n_features"]
+    mean = graph.constant(np.full((n_features, 1), float(scale) ** 2 / n_features), "mse")
+    residual = graph.cast(graph.node("MatMul", graph.node("Mul", error, error), mean), F)
+    lof, k = detector._density(), detector.n_neighbors_
+    codes, k_distance = graph.cast(codes, F), lof._distances_fit_X_[:, k - 1]
+    density = local_outlier_factor(graph, codes, detector._train_codes, k, k_distance, lof._lrd)
+    terms = graph.node("Concat", residual, density, axis=1)
+    location = graph.constant(detector._score_location, "score_location", dtype=F)
+    scale = graph.constant(-1 / detector._score_scale, "score_scale", dtype=F)
+    scores = graph.node("MatMul", graph.node("Sub", terms, location), scale)
+    decision = graph.node("Sub", scores, graph.constant(detector.offset_, "offset", dtype=F))
+    return decision, scores
+
+
+def local_outlier_factor(graph, codes, train_codes, n_neighbors, k_distance, lrd):
+    """The local outlier factor of each of ``codes`` among ``train_codes``, in float64.
+
+    As :meth:`sklearn.neighbors.LocalOutlierFactor.score_samples` computes
+    it, negated, from each training code's distance to its
+    ``n_neighbors``-th neighbour, ``k_distance``, and its local reachability
+    density, ``lrd``. Distances come from their expansion, in float64 exact
+    to about 1e-8 of the codes' norms. Returns an (N, 1) column.
+    """
+    float64, purpose = np.float64, "the local outlier factor"
+    train = np.asarray(train_codes, dtype=float64)
+    ones = graph.constant(np.ones((train.shape[1], 1)), "ones", dtype=float64)
+    squares = graph.node(
+        "Add",
+        graph.node("MatMul", graph.node("Mul", codes, codes), ones),
+        graph.node("MatMul", codes, graph.constant(-2 * train.T, "train_codes", dtype=float64)),
+    )
+    squares = graph.node("Add", squares, graph.constant((train**2).sum(axis=1), dtype=float64))
+    distances = graph.node("Sqrt", graph.node("Max", squares, graph.constant(0.0, dtype=float64)))
+    nearest, indices = graph.nodes(
+        "TopK",
+        graph.node("Neg", distances),
+        graph.constant([n_neighbors], "n_neighbors", dtype=np.int64),
+        n_outputs=2,
+        purpose=purpose,
+        axis=1,
+    )
+    k_distance = graph.constant(k_distance, "k_distance", dtype=float64)
+    reach = graph.node(
+        "Max", graph.node("Neg", nearest), graph.node("Gather", k_distance, indices)
+    )
+    mean = graph.constant(np.full((n_neighbors, 1), 1.0 / n_neighbors), "mean", dtype=float64)
+    # The training codes' densities divided by the code's own: 1 / (mean reach + 1e-10).
+    reach = graph.node(
+        "Add", graph.node("MatMul", reach, mean), graph.constant(1e-10, dtype=float64)
+    )
+    ratios = graph.node(
+        "Mul", graph.node("Gather", graph.constant(lrd, "lrd", dtype=float64), indices), reach
+    )
+    return graph.node("MatMul", ratios, mean)
