@@ -1,0 +1,97 @@
+"""The imputer's fit path: a linear model of the observed entries, then a network started at it.
+
+:class:`LinearStartMixin` gives :class:`~skae.AutoencoderImputer` its hook
+into the base's fit path, ``_prepare``, and the linear model's fill, which
+``transform`` applies before the network's correction. The linear model is
+held as the imputer's fitted attributes: the columns' units
+(``_column_location``, ``_column_scale``), the model (``_fill_mean``,
+``_fill_components``, ``_fill_weights``) and the features with missing
+entries (``_missing_features``, ``_empty_features``).
+"""
+
+import functools
+
+import numpy as np
+import torch
+
+from skae._choices import image_shape, resolve_early_stopping
+from skae._fitted import Preparation
+from skae._impute._copies import (
+    MAX_COPIES,
+    TRAINING_ROWS,
+    TrainingCopies,
+    fit_linear_model,
+    start_at_model,
+)
+from skae._impute._missing import observed_entries, scaled
+from skae._impute._soft_impute import column_location_scale, linear_fill
+from skae._nn._batches import MaskedPairs
+
+
+class LinearStartMixin:
+    """The linear model of the observed entries, fitted first; the network started at it."""
+
+    def _observed(self, X):
+        return observed_entries(X, self.missing_values)
+
+    def _scaled(self, X, observed, dtype=None):
+        """X in the scaled units of the linear model, zeros at missing entries."""
+        dtype = self._fill_components.dtype if dtype is None else dtype
+        return scaled(X, observed, self._column_location, self._column_scale, dtype)
+
+    def _linear_fill(self, Z, observed):
+        return linear_fill(Z, observed, self._fill_mean, self._fill_components, self._fill_weights)
+
+    def _prepare(self, X, generator, *, incremental):
+        """The linear model, fitted first; the network trained on its fills, started at it.
+
+        The linear model's attributes are set here, as the network's start
+        needs them; a fit that fails leaves the estimator as it was.
+        """
+        # Checked before the linear model's fit, which takes a while.
+        image_shape(self.image_shape, X.shape[1])
+        observed = self._observed(X)
+        if not observed.any():
+            raise ValueError(
+                f"X has no observed entry: every entry is missing_values="
+                f"{self.missing_values!r}. {type(self).__name__} needs observed values "
+                "to learn from."
+            )
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        rng = np.random.default_rng(seed)
+        self._missing_features = np.flatnonzero(~observed.all(axis=0))
+        self._empty_features = np.flatnonzero(~observed.any(axis=0))
+        self._column_location, self._column_scale = column_location_scale(X, observed)
+        dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
+        Z = self._scaled(X, observed, dtype)
+        max_rank = None if self.encoding_dim == "auto" else self.encoding_dim
+        model = fit_linear_model(Z, observed, rng, max_rank=max_rank)
+        self._fill_mean, self._fill_components, self._fill_weights = model
+        copies = TrainingCopies(Z, observed, model, self.mask_fraction, rng)
+        rows = np.arange(X.shape[0])
+        # Training may worsen the linear model it starts at: "auto" checks
+        # it on held-out rows whatever the network.
+        early_stopping = resolve_early_stopping(
+            self.early_stopping, True, self.validation_fraction, X.shape[0]
+        )
+        if early_stopping:
+            rows, val_rows = self._split(rows, generator)
+        X_val = copies.pairs(val_rows) if early_stopping else None
+        start = functools.partial(self._start, generator=generator)
+        return Preparation(copies.pairs(rows), X_val, start)
+
+    def _start(self, X, generator):
+        """The network for training pairs X, or data X, started at the linear model."""
+        if isinstance(X, MaskedPairs):
+            sample = X.inputs[: 2 * TRAINING_ROWS // MAX_COPIES]
+        else:
+            X = X[:2000]
+            observed = self._observed(X)
+            sample = self._linear_fill(self._scaled(X, observed), observed)
+        model = (self._fill_mean, self._fill_components, self._fill_weights)
+        network = {
+            "hidden_layer_sizes": list(self._hidden_layer_sizes(None)),
+            "activation": self.activation,
+            "image_shape": image_shape(self.image_shape, self._fill_components.shape[0]),
+        }
+        return start_at_model(model, network, sample, generator)
