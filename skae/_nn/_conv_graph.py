@@ -38,15 +38,7 @@ def onnx_encode(graph, arrays, spec, x):
     image = graph.node("Reshape", normalized, graph.integers([-1, *spec["image_shape"]]))
     for i in range(len(spec["hidden_layer_sizes"])):
         (kernel, bias), (scale, offset) = branch[2 * i], branch[2 * i + 1]
-        image = graph.node(
-            "Conv",
-            image,
-            graph.constant(kernel, "kernel"),
-            graph.constant(bias, "bias"),
-            kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
-            strides=[STRIDE, STRIDE],
-            pads=[PADDING] * 4,
-        )
+        image = _convolution(graph, "Conv", image, kernel, bias)
         image = _group_norm(graph, image, scale, offset)
         image = graph.activation(image, spec["activation"])
     flat = graph.node("Flatten", image, axis=1)
@@ -68,16 +60,8 @@ def onnx_decode(graph, arrays, spec, codes):
     rest = branch[1:]
     for i in range(len(hidden), 0, -1):
         kernel, bias = rest.pop(0)
-        image = graph.node(
-            "ConvTranspose",
-            image,
-            graph.constant(kernel, "kernel"),
-            graph.constant(bias, "bias"),
-            kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
-            strides=[STRIDE, STRIDE],
-            pads=[PADDING] * 4,
-            output_padding=list(output_padding(sizes[i - 1])),
-        )
+        padding = list(output_padding(sizes[i - 1]))
+        image = _convolution(graph, "ConvTranspose", image, kernel, bias, output_padding=padding)
         if i > 1:
             image = _group_norm(graph, image, *rest.pop(0))
             image = graph.activation(image, spec["activation"])
@@ -98,6 +82,20 @@ def _check_graph_dtype(graph):
             "onnxruntime has no float64 convolutions. Pass float32 input, e.g. "
             "X[:1].astype(np.float32)."
         )
+
+
+def _convolution(graph, op_type, image, kernel, bias, **attrs):
+    """A ``Conv`` or ``ConvTranspose`` node of the kind's kernel size, stride and padding."""
+    return graph.node(
+        op_type,
+        image,
+        graph.constant(kernel, "kernel"),
+        graph.constant(bias, "bias"),
+        kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
+        strides=[STRIDE, STRIDE],
+        pads=[PADDING] * 4,
+        **attrs,
+    )
 
 
 def _group_norm(graph, image, scale, offset):
