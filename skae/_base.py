@@ -28,6 +28,7 @@ from skae._choices import (
     image_shape,
     in_unit_interval,
     make_generator,
+    principal_axes,
     resolve_batch_size,
     resolve_early_stopping,
     resolve_init,
@@ -302,7 +303,11 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
 
         def build(rows):
             return start_network(
-                rows, request, generator=generator, random_state=self.random_state
+                rows,
+                request,
+                generator=generator,
+                random_state=self.random_state,
+                principal_axes=principal_axes,
             )
 
         fitted = {"output_activation_": output_activation, "init_": init}

@@ -1,14 +1,24 @@
-"""The "auto" choices and checks that the fit path makes from parameters and data."""
+"""The "auto" choices and checks that the fit path makes from parameters and data.
+
+Among them PCA's solution, where a network's training starts:
+:func:`principal_axes` is handed to :func:`skae._nn._contract.start_network`,
+so that the networks' code needs no scikit-learn.
+"""
 
 import functools
 import re
 import sys
+import warnings
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
+
+from skae._nn._start import leading_eigenvectors
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -273,3 +283,54 @@ def check_architecture(spec, current):
                 "training cannot continue from it. Set warm_start=False and call fit "
                 f"to train a new network, or set {name}={spec[name]!r}."
             )
+
+
+# Where training starts: PCA's solution.
+
+
+def _is_constant(X):
+    """Whether every row of a sparse X is the same."""
+    if X.nnz == 0:
+        return True
+    return np.array_equal(X.max(axis=0).toarray(), X.min(axis=0).toarray())
+
+
+def principal_axes(X, n_components, seed):
+    """Mean and leading principal axes of X, as PCA computes them.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+
+    n_components : int
+        Axes wanted; fewer come back when X has fewer dimensions.
+
+    seed : int
+        Seeds the randomised and ARPACK solvers, which PCA picks for wide
+        data, so that no global random state is read.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+
+    components : ndarray of shape (n, n_features), n <= n_components
+    """
+    n_samples, n_features = X.shape
+    if not sp.issparse(X) and n_features <= 2000 and n_samples >= 10 * n_features:
+        return leading_eigenvectors(X, min(n_components, n_features))
+    if sp.issparse(X):
+        solver = "covariance_eigh" if n_features <= 2000 else "arpack"
+    else:
+        solver = "auto"
+    limit = min(n_samples, n_features) - (solver == "arpack")
+    n_components = min(n_components, limit)
+    if n_samples < 2 or n_components < 1 or (solver == "arpack" and _is_constant(X)):
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        return mean, np.zeros((0, n_features), dtype=X.dtype)
+    pca = PCA(n_components, svd_solver=solver, random_state=np.random.RandomState(seed))
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # Constant data makes the explained variance ratios 0 / 0, which
+        # does not matter here.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pca.fit(X)
+    return pca.mean_, pca.components_

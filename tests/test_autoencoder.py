@@ -25,7 +25,7 @@ import skae
 from conftest import DIVERGED, DIVERGING, principal_angle_sines
 from skae import AutoencoderTransformer
 from skae._nn._batches import inference_rows
-from skae._nn._start import _leading_eigenvectors
+from skae._nn._start import leading_eigenvectors
 
 # Shapes and the transformer contract
 
@@ -649,7 +649,7 @@ def test_cuda_fit_is_stored_on_cpu(digits):
 def test_pca_start_has_the_axes_and_signs_pca_finds(digits, dtype, n_components):
     X = digits[0].astype(dtype)
     pca = PCA(n_components, svd_solver="covariance_eigh").fit(X)
-    mean, components = _leading_eigenvectors(X, n_components)
+    mean, components = leading_eigenvectors(X, n_components)
     assert components.dtype == dtype
     np.testing.assert_allclose(mean, pca.mean_, rtol=1e-6)
     # Digits' last eigenvalues are zero (constant pixels): their axes are

@@ -26,6 +26,7 @@ from skae import (
     load,
     save,
 )
+from skae._choices import principal_axes
 from skae._nn._contract import build_network, start_network
 from skae._nn.conv import ConvolutionalAutoencoder, feature_map_sizes, output_padding
 
@@ -68,7 +69,9 @@ def test_start_reconstructs_as_pca(digits, image_shape, output_activation):
     X = digits[:600]
     generator = torch.Generator().manual_seed(0)
     request = _request(image_shape, output_activation)
-    module = start_network(X, request, generator=generator, random_state=0)
+    module = start_network(
+        X, request, generator=generator, random_state=0, principal_axes=principal_axes
+    )
     assert isinstance(module, ConvolutionalAutoencoder)
     pca = PCA(5, svd_solver="covariance_eigh").fit(X)
     expected = pca.inverse_transform(pca.transform(X))

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skae._nn._start import location_scale, principal_axes, sample_rows, start_linear_path
+from skae._nn._start import location_scale, sample_rows, start_linear_path
 
 ACTIVATIONS = {
     "identity": nn.Identity,
@@ -91,14 +91,16 @@ def choose_kind(request):
     raise ValueError(f"No network kind builds {request}.")
 
 
-def start_network(X, request, *, generator, random_state):
+def start_network(X, request, *, generator, random_state, principal_axes):
     """A new network for X, on CPU, started at PCA's solution or at random.
 
     The kind is the one :func:`choose_kind` picks for ``request``. A network
     with a linear output works on X centred and divided by one global scale
-    (:func:`~skae._nn._start.location_scale`). The randomised solvers PCA
-    may use are seeded from ``random_state``, or from ``generator`` when it
-    is not an int, never from a global random state.
+    (:func:`~skae._nn._start.location_scale`). PCA's solution is
+    ``principal_axes(X, n_components, seed)``, its mean and leading axes
+    (:func:`skae._choices.principal_axes`); the randomised solvers PCA may
+    use are seeded from ``random_state``, or from ``generator`` when it is
+    not an int, never from a global random state.
     """
     dtype = "float32" if X.dtype == np.float32 else "float64"
     request = {**request, "n_features": X.shape[1], "dtype": dtype}

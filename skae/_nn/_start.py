@@ -1,19 +1,17 @@
 """Where training starts: location, scale and PCA's solution.
 
 :func:`location_scale` gives the normalisation a network with a linear
-output works in; :func:`principal_axes` computes PCA's mean and leading
-axes as :class:`~sklearn.decomposition.PCA` does; :func:`start_linear_path`
-sets a network's linear path to that solution, so that training begins
-where PCA ends.
+output works in; :func:`leading_eigenvectors` computes PCA's mean and
+leading axes of data with many more rows than columns (the estimators'
+``principal_axes`` calls PCA itself for the others);
+:func:`start_linear_path` sets a network's linear path to that solution, so
+that training begins where PCA ends.
 """
-
-import warnings
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import torch
-from sklearn.decomposition import PCA
 
 
 def location_scale(X, chunk_size=4096):
@@ -43,7 +41,7 @@ def location_scale(X, chunk_size=4096):
     return mean * peak, scale
 
 
-def _leading_eigenvectors(X, n_components):
+def leading_eigenvectors(X, n_components):
     """Mean and leading principal axes of a dense X with more rows than columns.
 
     As ``PCA(svd_solver="covariance_eigh")`` computes them, with the same
@@ -67,54 +65,6 @@ def _leading_eigenvectors(X, n_components):
     largest = components[np.arange(n_components), np.abs(components).argmax(axis=1)]
     components *= np.where(largest < 0, -1, 1).astype(components.dtype)[:, None]
     return mean, components
-
-
-def _is_constant(X):
-    """Whether every row of a sparse X is the same."""
-    if X.nnz == 0:
-        return True
-    return np.array_equal(X.max(axis=0).toarray(), X.min(axis=0).toarray())
-
-
-def principal_axes(X, n_components, seed):
-    """Mean and leading principal axes of X, as PCA computes them.
-
-    Parameters
-    ----------
-    X : ndarray or sparse matrix of shape (n_samples, n_features)
-
-    n_components : int
-        Axes wanted; fewer come back when X has fewer dimensions.
-
-    seed : int
-        Seeds the randomised and ARPACK solvers, which PCA picks for wide
-        data, so that no global random state is read.
-
-    Returns
-    -------
-    mean : ndarray of shape (n_features,)
-
-    components : ndarray of shape (n, n_features), n <= n_components
-    """
-    n_samples, n_features = X.shape
-    if not sp.issparse(X) and n_features <= 2000 and n_samples >= 10 * n_features:
-        return _leading_eigenvectors(X, min(n_components, n_features))
-    if sp.issparse(X):
-        solver = "covariance_eigh" if n_features <= 2000 else "arpack"
-    else:
-        solver = "auto"
-    limit = min(n_samples, n_features) - (solver == "arpack")
-    n_components = min(n_components, limit)
-    if n_samples < 2 or n_components < 1 or (solver == "arpack" and _is_constant(X)):
-        mean = np.asarray(X.mean(axis=0)).ravel()
-        return mean, np.zeros((0, n_features), dtype=X.dtype)
-    pca = PCA(n_components, svd_solver=solver, random_state=np.random.RandomState(seed))
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        # Constant data makes the explained variance ratios 0 / 0, which
-        # does not matter here.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pca.fit(X)
-    return pca.mean_, pca.components_
 
 
 def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
