@@ -44,10 +44,12 @@ else:
 # Corrupted test images
 # ---------------------
 # Gaussian noise of standard deviation 0.5, and masking of half the pixels.
+# Noisy pixels saturate at 0 and 1, as a camera's do, so the corrupted
+# images stay in the range the models were fitted on.
 rng = np.random.RandomState(0)
 level = 0.5
 noisy = {
-    "gaussian": (X_test + level * rng.normal(size=X_test.shape)).astype(np.float32),
+    "gaussian": np.clip(X_test + level * rng.normal(size=X_test.shape), 0, 1).astype(np.float32),
     "masking": (X_test * (rng.uniform(size=X_test.shape) >= level)).astype(np.float32),
 }
 
