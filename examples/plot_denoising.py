@@ -57,7 +57,8 @@ noisy = {
 # Three models
 # ------------
 # PCA and a plain autoencoder learn from clean images only; each denoising
-# autoencoder learns from images corrupted the way the test images are.
+# autoencoder learns from images corrupted by the same kind and level of
+# noise (its Gaussian training noise is not clipped).
 params = dict(encoding_dim=encoding_dim, max_iter=15, random_state=0)
 pca = PCA(n_components=encoding_dim).fit(X_train)
 plain = AutoencoderTransformer(**params).fit(X_train)

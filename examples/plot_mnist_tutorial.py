@@ -106,7 +106,7 @@ plt.show()
 # %%
 # Training
 # --------
-# ``loss_curve_`` holds the training loss after each epoch; the tutorial's
+# ``loss_curve_`` holds each epoch's mean training loss; the tutorial's
 # is a cross-entropy, the linear one's a squared error, as the y axes say.
 fig, axes = plt.subplots(ncols=2, figsize=(9, 3.5), layout="constrained")
 LossCurveDisplay.from_estimator(linear, name="linear", ax=axes[0])
