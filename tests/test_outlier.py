@@ -1,7 +1,9 @@
 """Tests of AutoencoderOutlierDetector."""
 
 import io
+import json
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -334,3 +336,60 @@ def test_auto_contamination_flags_what_the_docstring_says_on_clean_data(name, ma
     detector = AutoencoderOutlierDetector(random_state=0).fit(make(rng, 1000))
     flagged = np.mean(detector.predict(make(rng, 1000)) == -1)
     assert abs(flagged - documented) < 0.02
+
+
+def _saved_with(detector, name, value):
+    """The saved ``detector`` with its attribute ``name`` set to ``value``, or dropped."""
+    buffer = io.BytesIO()
+    save(detector, buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        contents = {member: archive.read(member) for member in archive.namelist()}
+    metadata = json.loads(contents["metadata.json"])
+    if value is None:
+        del metadata["attributes"][name]
+    else:
+        metadata["attributes"][name] = {"value": value}
+    contents["metadata.json"] = json.dumps(metadata).encode()
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for member, content in contents.items():
+            archive.writestr(member, content)
+    tampered.seek(0)
+    return tampered
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("_distance_location", float("nan"), r"_distance_location=nan .* a finite number"),
+        ("_distance_location", "1.0", r"_distance_location='1.0' is not one skae writes"),
+        ("_distance_location", None, r"lacks \['_distance_location'\]"),
+        ("_distance_scale", 0.0, r"_distance_scale=0.0 .* a finite positive number"),
+        ("_distance_scale", -1.0, r"_distance_scale=-1.0 .* a finite positive number"),
+        ("_distance_scale", float("inf"), r"_distance_scale=inf .* a finite positive number"),
+        ("_distance_scale", None, r"lacks \['_distance_scale'\]"),
+    ],
+)
+def test_tampered_distance_term_is_refused_by_load(fitted, name, value, message):
+    with pytest.raises(ValueError, match=message):
+        load(_saved_with(fitted, name, value))
+
+
+def test_onnx_graph_scores_a_raw_table_in_mixed_units_as_the_detector_does():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skae.onnx")
+    # In float64: float32 cannot hold this table (a feature of unit 1e-3
+    # offset by 1e4 keeps no digit of its variation).
+    X, _ = mixed_unit_table(0)
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert not np.all(detector._feature_scale == 1)
+    onx = skl2onnx.to_onnx(detector, X[:1], options={id(detector): {"score_samples": True}})
+    session = onnxruntime.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    labels, _, scores = session.run(None, {session.get_inputs()[0].name: X})
+    expected = detector.score_samples(X)
+    assert scores.dtype == np.float64
+    np.testing.assert_allclose(scores, expected, rtol=1e-7, atol=1e-7)
+    np.testing.assert_array_equal(labels, detector.predict(X))
