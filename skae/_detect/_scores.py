@@ -24,9 +24,15 @@ MAD_TO_STD = 1.4826
 # Spreads of the score's terms below these are rounding: reconstruction
 # errors are compared in units of at least 1e-6 times the data's mean
 # variance (an RMS error of 0.1 % of the data's spread), local outlier
-# factors (1 for a typical sample) in units of at least 1e-3.
+# factors (1 for a typical sample) in units of at least 1e-3, distances
+# between codes in units of at least 1e-3 times the data's spread.
 RESIDUAL_FLOOR = 1e-6
 DENSITY_FLOOR = 1e-3
+DISTANCE_FLOOR = 1e-3
+# A feature's robust spread is at least this fraction of its standard
+# deviation: a feature whose values are mostly equal (a flag, a count, an
+# almost blank pixel) is not blown up by a tiny median absolute deviation.
+MIN_SPREAD_TO_STD = 0.1
 
 
 def default_encoding_dim(n_samples, n_features):
@@ -71,13 +77,16 @@ def auto_offset(scores):
 def terms_location_scale(terms, data_scale):
     """Robust location and scale of each of the scores' terms over the training rows.
 
-    ``terms`` holds a row's reconstruction error and the local outlier
-    factor of its code; ``data_scale`` is the data's root mean square
-    deviation, in whose square the errors' floor is measured.
+    ``terms`` holds a row's reconstruction error, the local outlier factor
+    of its code and the code's mean distance to its nearest training codes;
+    ``data_scale`` is the data's root mean square deviation, in which the
+    floors of the errors (its square) and of the distances are measured.
     """
-    residual = robust_location_scale(terms[:, 0], RESIDUAL_FLOOR * data_scale**2)
-    density = robust_location_scale(terms[:, 1], DENSITY_FLOOR)
-    return np.array([residual[0], density[0]]), np.array([residual[1], density[1]])
+    floors = (RESIDUAL_FLOOR * data_scale**2, DENSITY_FLOOR, DISTANCE_FLOOR * data_scale)
+    pairs = [
+        robust_location_scale(column, floor) for column, floor in zip(terms.T, floors, strict=True)
+    ]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
 def offset(scores, contamination):
@@ -90,23 +99,33 @@ def offset(scores, contamination):
 def feature_scale(X):
     """The detector's divisor of each feature: ones for data in [0, 1].
 
-    Elsewhere each feature's standard deviation, so that features measured
-    in units orders of magnitude apart weigh alike in the reconstruction
-    error, as they do after a StandardScaler; a constant feature keeps 1.
-    Data in [0, 1] (images, say) keep their common scale, where a
+    Elsewhere each feature's robust spread, so that features measured in
+    units orders of magnitude apart weigh alike in the scores, as they do
+    after a :class:`~sklearn.preprocessing.RobustScaler`: the
+    normal-consistent median absolute deviation (1.4826 times the median
+    distance to the median), which the outliers being sought do not
+    inflate; the standard deviation where more than half a feature's values
+    are equal (a flag, a count) and for sparse X; 1 for a constant
+    feature. Data in [0, 1] (images, say) keep their common scale, where a
     near-constant feature (a border pixel) would be blown up.
     """
     if in_unit_interval(X):
         return np.ones(X.shape[1])
     if sp.issparse(X):
         _, variance = mean_variance_axis(X.tocsr().astype(np.float64), axis=0)
-        std = np.sqrt(variance)
+        spread = np.sqrt(variance)
     else:
-        peak = np.abs(X).max(axis=0)
+        # Divided by each feature's peak first, so that values near the
+        # float limits neither overflow nor underflow.
+        peak = np.abs(X).max(axis=0).astype(np.float64)
         peak = np.where(peak > 0, peak, 1.0)
-        std = np.std(X / peak, axis=0, dtype=np.float64) * peak
-    floor = 1e-8 * float(std.max(initial=0.0))
-    return np.where(std > floor, std, 1.0)
+        Z = X / peak
+        deviations = np.abs(Z - np.median(Z, axis=0))
+        spread = MAD_TO_STD * np.median(deviations, axis=0)
+        std = np.std(Z, axis=0, dtype=np.float64)
+        spread = np.where(spread > 0, np.maximum(spread, MIN_SPREAD_TO_STD * std), std) * peak
+    floor = 1e-8 * float(spread.max(initial=0.0))
+    return np.where(spread > floor, spread, 1.0)
 
 
 def check_detector_state(attributes):
@@ -116,7 +135,15 @@ def check_detector_state(attributes):
     """
     require_attributes(
         attributes,
-        ("offset_", "n_neighbors_", "_train_codes", "_score_location", "_score_scale"),
+        (
+            "offset_",
+            "n_neighbors_",
+            "_train_codes",
+            "_score_location",
+            "_score_scale",
+            "_distance_location",
+            "_distance_scale",
+        ),
     )
     if "_feature_scale" in attributes:
         n_features = attributes["_network_spec"]["n_features"]
@@ -135,3 +162,10 @@ def check_detector_state(attributes):
     fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
     fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
     fitted_value(attributes, "_score_scale", lambda v: (v > 0).all(), "positive spreads")
+    fitted_value(attributes, "_distance_location", is_finite_number, "a finite number")
+    fitted_value(
+        attributes,
+        "_distance_scale",
+        lambda v: is_finite_number(v) and v > 0,
+        "a finite positive number",
+    )
