@@ -132,7 +132,13 @@ def check_detector_state(attributes):
     """Check the detector's own fitted attributes read from a file.
 
     Raises a ValueError naming the first that is not one the detector writes.
+    A file written before the distance term lacks both its attributes: that
+    detector loads without the term (a scale of infinity), and scores as it
+    did.
     """
+    older = {"_distance_location", "_distance_scale"}.isdisjoint(attributes)
+    if older:
+        attributes.update(_distance_location=0.0, _distance_scale=math.inf)
     require_attributes(
         attributes,
         (
@@ -162,6 +168,8 @@ def check_detector_state(attributes):
     fitted_array(attributes, "_score_location", (2,), dtypes=("float64",))
     fitted_array(attributes, "_score_scale", (2,), dtypes=("float64",))
     fitted_value(attributes, "_score_scale", lambda v: (v > 0).all(), "positive spreads")
+    if older:
+        return
     fitted_value(attributes, "_distance_location", is_finite_number, "a finite number")
     fitted_value(
         attributes,
