@@ -108,6 +108,18 @@ def check_network_state(attributes):
             raise ValueError(
                 f"The file's {name}={attributes.get(name)!r} does not match its network's {value}."
             )
+    for name in ("explained_variance_ratio_", "_code_fill"):
+        value = attributes.get(name)
+        if value is not None and not (
+            isinstance(value, np.ndarray)
+            and value.dtype == np.float64
+            and value.shape == (spec["encoding_dim"],)
+            and bool(np.isfinite(value).all())
+        ):
+            raise ValueError(
+                f"The file's {name}={_short(value)} is not one skae writes: None or a "
+                f"finite float64 array of shape ({spec['encoding_dim']},)."
+            )
     names = attributes.get("feature_names_in_")
     if names is not None and len(names) != spec["n_features"]:
         raise ValueError(
