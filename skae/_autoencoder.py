@@ -325,7 +325,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     >>> ae = AutoencoderTransformer(encoding_dim=0.8, random_state=0).fit(X)
     >>> ae.n_components_
-    12
+    11
     >>> bool(ae.explained_variance_ratio_.sum() >= 0.8)
     True
     """

@@ -270,7 +270,11 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             # all the rows instead, as PCA would.
             module = preparation.build(X)
             result.optimizer_state = None
+        width = module.encoding_dim
         module, explained = self._explain(module, X, run["ordered"], truncate=True)
+        if module.encoding_dim != width:
+            # Adam's moments belong to the whole network.
+            result.optimizer_state = None
         vars(self).update(preparation.fitted)
         self._keep(module, result, run, generator, first_call=True)
         vars(self).update(explained)
@@ -373,6 +377,14 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             cumulative = self._cumulative_ratio(module, X, fill)
         if truncate and _is_fraction(self.encoding_dim):
             reached = np.flatnonzero(cumulative >= self.encoding_dim)
+            if not len(reached):
+                warnings.warn(
+                    f"encoding_dim={self.encoding_dim}: the code's {len(cumulative)} units "
+                    f"explain {cumulative[-1]:.4g} of the training data's variance, less "
+                    "than asked; all of them are kept.",
+                    UserWarning,
+                    stacklevel=5,
+                )
             n_codes = int(reached[0]) + 1 if len(reached) else len(cumulative)
             if n_codes < module.encoding_dim:
                 module = module.truncate(n_codes, fill)
