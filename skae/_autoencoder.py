@@ -49,11 +49,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         mini-batch's mean code (nested dropout); with early stopping the
         weights kept are those whose prefixes reconstruct the held-out rows
         best, relative to the start, if they beat it on average over the
-        prefixes and lose at none. "auto" is True for the linear
-        autoencoder (no hidden layers), where it costs little (on data with
-        a linear output, PCA's solution is ordered and kept), and for a
-        float ``encoding_dim``; False otherwise: with hidden layers, the
-        whole code of an ordered network reconstructed digits and MNIST
+        prefixes and lose at none (without early stopping, on up to 2048
+        clean training rows). "auto" is True for the linear autoencoder (no
+        hidden layers) trained without ``noise``, where it costs little (on
+        data with a linear output, PCA's solution is ordered and kept), and
+        for a float ``encoding_dim``; False otherwise: with hidden layers,
+        the whole code of an ordered network reconstructed digits and MNIST
         with 1.2 to 1.5 times the error of an unordered one.
 
     hidden_layer_sizes : array-like of int, default=()
@@ -253,6 +254,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     init_ : str
         The initialisation used.
+
+    ordered_codes_ : bool
+        Whether the codes were trained ordered (``ordered_codes`` resolved).
 
     batch_size_ : int
         The mini-batch size used.

@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -340,13 +340,15 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
         """Whether to train ``module`` with ordered codes (``ordered_codes`` resolved).
 
         "auto", as for an estimator without the parameter, orders the codes
-        of the linear autoencoder, where it costs little, and of any network
-        whose width is a share of the variance, which needs them.
+        of the linear autoencoder trained on clean inputs, where it costs
+        little, and of any network whose width is a share of the variance,
+        which needs them.
         """
         ordered = getattr(self, "ordered_codes", "auto")
         if ordered == "auto":
             linear = not getattr(module, "hidden_layer_sizes", ())
-            return (linear or _is_fraction(self.encoding_dim)) and module.orders_codes()
+            clean = getattr(self, "noise", None) is None
+            return (linear and clean or _is_fraction(self.encoding_dim)) and module.orders_codes()
         if ordered and not module.orders_codes():
             raise ValueError(
                 f"ordered_codes=True, but the network of kind {module.kind!r} cannot "
@@ -431,6 +433,30 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             raise ValueError(f"dims must lie in [1, {module.encoding_dim}]; got {dims}.")
         with torch_threads(self._work(X) * max(len(dims), 1)):
             return prefix_errors(module, X, dims, fill=self._code_fill)
+
+    def _truncated(self, n_codes):
+        """A copy of this fitted estimator whose code is the first ``n_codes`` units.
+
+        The other units are held at their mean over the training rows, as
+        in :meth:`_prefix_errors`: with ordered codes, a model at every
+        size from one fit. The copy holds no optimizer state.
+        """
+        check_is_fitted(self)
+        if getattr(self, "_code_fill", None) is None:
+            raise ValueError(f"This {type(self).__name__}'s codes have no prefixes to keep.")
+        if not 1 <= n_codes <= self.n_components_:
+            raise ValueError(f"n_codes must lie in [1, {self.n_components_}]; got {n_codes}.")
+        copy = clone(self).set_params(encoding_dim=n_codes)
+        vars(copy).update(
+            {name: getattr(self, name) for name in self._state_names if hasattr(self, name)}
+        )
+        module = self._rebuild_network().truncate(n_codes, self._code_fill)
+        copy._set_network(module.eval())
+        copy.n_components_ = n_codes
+        copy._code_fill = self._code_fill[:n_codes]
+        copy.explained_variance_ratio_ = self.explained_variance_ratio_[:n_codes]
+        copy._optimizer_state = None
+        return copy
 
     def _holds_out(self, kind, X):
         """Whether to hold out rows of X for early stopping with a network of ``kind``."""

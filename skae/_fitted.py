@@ -61,6 +61,7 @@ class FittedNetworkMixin:
         "scale_",
         "output_activation_",
         "init_",
+        "ordered_codes_",
         "batch_size_",
         "max_iter_",
         "device_",
@@ -133,7 +134,7 @@ class FittedNetworkMixin:
         """Keep a trained network and what its training did as the fitted state."""
         run = dict(run)
         incremental, early_stopping = run.pop("incremental"), run.pop("early_stopping")
-        run.pop("ordered")
+        self.ordered_codes_ = run.pop("ordered")
         module.to("cpu").eval()
         self._set_network(module)
         self._optimizer_state = result.optimizer_state

@@ -67,7 +67,9 @@ def test_explained_variance_ratio_is_pcas_at_pcas_solution(digits):
     ae = AutoencoderTransformer(10, learning_rate_init=1e-12, max_iter=1, random_state=0).fit(X)
     assert ae.output_activation_ == "identity"
     pca = PCA(10).fit(X)
-    np.testing.assert_allclose(ae.explained_variance_ratio_, pca.explained_variance_ratio_, atol=1e-6)
+    np.testing.assert_allclose(
+        ae.explained_variance_ratio_, pca.explained_variance_ratio_, atol=1e-6
+    )
 
 
 def test_clipped_output_explains_at_least_pcas_share(digits):
@@ -84,7 +86,9 @@ def test_prefixes_of_one_fit_match_separate_fits_on_linear_data(low_rank):
     ae = AutoencoderTransformer(6, random_state=0).fit(X_train)
     dims = [1, 2, 3, 4, 5, 6]
     prefixes = ae._prefix_errors(X_test, dims).mean(axis=1)
-    separate = [-AutoencoderTransformer(n, random_state=0).fit(X_train).score(X_test) for n in dims]
+    separate = [
+        -AutoencoderTransformer(n, random_state=0).fit(X_train).score(X_test) for n in dims
+    ]
     np.testing.assert_allclose(prefixes, separate, rtol=0.02)
     np.testing.assert_allclose(prefixes, _pca_errors(X_train, X_test, dims), rtol=0.02)
     # Unordered, from a random start, the first unit alone reconstructs far
@@ -148,9 +152,7 @@ def test_fitted_state_round_trips(digits, tmp_path):
     np.testing.assert_array_equal(restored.explained_variance_ratio_, ae.explained_variance_ratio_)
     np.testing.assert_array_equal(restored._code_fill, ae._code_fill)
     np.testing.assert_array_equal(restored.transform(X), ae.transform(X))
-    np.testing.assert_array_equal(
-        restored._prefix_errors(X, [1, 3]), ae._prefix_errors(X, [1, 3])
-    )
+    np.testing.assert_array_equal(restored._prefix_errors(X, [1, 3]), ae._prefix_errors(X, [1, 3]))
     skops_io = pytest.importorskip("skops.io")
     path = tmp_path / "model.skops"
     skops_io.dump(ae, path)

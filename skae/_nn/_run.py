@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from skae._nn._batches import (
-    batches,
     MaskedPairs,
+    batches,
     entries_per_row,
     inference_rows,
     iter_pairs,

@@ -50,6 +50,7 @@ _ATTRIBUTE_CHECKS = {
     "scale_": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
     "output_activation_": lambda v: v in OUTPUT_ACTIVATIONS,
     "init_": lambda v: v in ("pca", "random"),
+    "ordered_codes_": lambda v: isinstance(v, bool),
     "batch_size_": lambda v: is_count(v, 1),
     "max_iter_": lambda v: is_count(v, 1),
     "device_": lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None,
