@@ -271,14 +271,18 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The device training ran on, such as "cpu" or "cuda:0".
 
     loss_curve_ : list of float
-        Mean training loss per element at the end of each epoch.
+        Mean training loss per element at the end of each epoch (of the
+        truncated codes, with ordered codes).
 
     best_loss_ : float or None
         The minimum of ``loss_curve_``; None with ``early_stopping``.
 
     validation_scores_ : list of float or None
         Negative mean squared reconstruction error on the validation set
-        after each epoch; None without ``early_stopping``.
+        after each epoch; None without ``early_stopping``. With ordered
+        codes, the starting weights' error times the mean, over the
+        prefixes of 1, 2, 4, ... units and the whole code, of each prefix's
+        error relative to the starting weights'.
 
     best_validation_score_ : float or None
         The best of ``validation_scores_``; None without ``early_stopping``.
