@@ -46,6 +46,8 @@ from skae._nn._threads import torch_threads
 # and the training rows it uses at most and at least (all, when fewer).
 EXPLAINED_VARIANCE_WORK = 4e9
 EXPLAINED_VARIANCE_ROWS = (512, 4096)
+# Rows encoded at a time for the mean code.
+FILL_ROWS = 16384
 
 
 def _is_fraction(encoding_dim):
@@ -370,12 +372,18 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
             isinstance(X, MaskedPairs)
             or X.shape[1] != module.n_features
             or not module.orders_codes()
-            or (not sp.issparse(X) and not np.isfinite(X).all())
+            # min is NaN when any value is, and allocates nothing.
+            or (not sp.issparse(X) and X.size and np.isnan(X.min()))
         ):
             return module, none
         module.to("cpu").eval()
         with torch_threads(X.shape[0] * module.cost_per_row()[0]):
-            fill = encode(module, X).astype(np.float64).mean(axis=0)
+            # The mean code, a chunk of rows at a time: the codes of all
+            # rows would cost memory beside the data.
+            fill = sum(
+                encode(module, X[start : start + FILL_ROWS]).sum(axis=0, dtype=np.float64)
+                for start in range(0, X.shape[0], FILL_ROWS)
+            ) / max(X.shape[0], 1)
             cumulative = self._cumulative_ratio(module, X, fill)
         if truncate and _is_fraction(self.encoding_dim):
             reached = np.flatnonzero(cumulative >= self.encoding_dim)
