@@ -334,3 +334,33 @@ def principal_axes(X, n_components, seed):
         warnings.simplefilter("ignore", RuntimeWarning)
         pca.fit(X)
     return pca.mean_, pca.components_
+
+
+def components_for_fraction(X, fraction):
+    """PCA's number of components explaining ``fraction`` of X's variance.
+
+    As ``PCA(n_components=fraction)`` chooses it: the fewest leading
+    principal components whose explained variance ratios sum to at least
+    ``fraction``, at most ``min(n_samples, n_features)``. Returns the
+    count, and whether that bound cut it short of the fraction.
+    """
+    n_samples, n_features = X.shape
+    limit = max(min(n_samples, n_features), 1)
+    if n_features <= 4000:
+        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        gram = X.T @ X
+        gram = np.asarray(gram.toarray() if sp.issparse(gram) else gram, dtype=np.float64)
+        covariance = gram - n_samples * np.outer(mean, mean)
+        variances = np.linalg.eigvalsh(covariance)[::-1].clip(min=0)
+    else:
+        dense = X.toarray() if sp.issparse(X) else X
+        dense = np.asarray(dense, dtype=np.float64)
+        variances = np.linalg.svd(dense - dense.mean(axis=0), compute_uv=False) ** 2
+    total = variances.sum()
+    if not total > 0:
+        return 1, False
+    cumulative = np.cumsum(variances[:limit]) / total
+    count = int(np.searchsorted(cumulative, fraction, side="right")) + 1
+    if count > limit:
+        return limit, True
+    return count, False

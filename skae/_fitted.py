@@ -54,12 +54,14 @@ class FittedNetworkMixin:
         "n_features_in_",
         "feature_names_in_",
         "n_components_",
+        "explained_variance_ratio_",
         "coefs_",
         "intercepts_",
         "shift_",
         "scale_",
         "output_activation_",
         "init_",
+        "ordered_codes_",
         "batch_size_",
         "max_iter_",
         "device_",
@@ -71,6 +73,7 @@ class FittedNetworkMixin:
         "n_iter_",
         "t_",
         "_network_spec",
+        "_code_fill",
         "_optimizer_state",
         "_generator_state",
     )
@@ -86,7 +89,8 @@ class FittedNetworkMixin:
         device = resolve_device(self.device, type(self).__name__)
         X_train = preparation.X_train
         precision = resolve_precision(self.precision, device, module)
-        options = self._training_options(X_train, batch_size, incremental, precision)
+        ordered = self._orders_codes(module)
+        options = self._training_options(X_train, batch_size, incremental, precision, ordered)
         first_epoch = resume.get("first_epoch", 1)
         module.to(device)
         try:
@@ -122,6 +126,7 @@ class FittedNetworkMixin:
             "t_": resume.get("t", 0) + result.n_epochs * X_train.shape[0],
             "incremental": incremental,
             "early_stopping": preparation.X_val is not None,
+            "ordered": ordered,
         }
         return module, result, run
 
@@ -129,6 +134,7 @@ class FittedNetworkMixin:
         """Keep a trained network and what its training did as the fitted state."""
         run = dict(run)
         incremental, early_stopping = run.pop("incremental"), run.pop("early_stopping")
+        self.ordered_codes_ = run.pop("ordered")
         module.to("cpu").eval()
         self._set_network(module)
         self._optimizer_state = result.optimizer_state
@@ -170,7 +176,7 @@ class FittedNetworkMixin:
             stacklevel=6,
         )
 
-    def _training_options(self, X_train, batch_size, incremental, precision):
+    def _training_options(self, X_train, batch_size, incremental, precision, ordered=False):
         """The training parameters with their "auto" choices made for X_train."""
         rows_per_batch = min(batch_size, X_train.shape[0])
         if incremental:
@@ -186,6 +192,7 @@ class FittedNetworkMixin:
             max_iter=max_iter,
             learning_rate="constant" if incremental else self.learning_rate,
             precision=precision,
+            ordered=ordered,
         )
 
     # The fitted state

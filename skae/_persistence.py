@@ -227,6 +227,9 @@ class _Reader:
             if n_bytes != info.file_size - f.tell():
                 raise ValueError(f"{member!r} does not hold the array its header describes.")
             data = f.read(n_bytes)
+            # Reading to the member's end makes zipfile check its CRC.
+            if f.read() or len(data) != n_bytes:
+                raise ValueError(f"{member!r} does not hold the array its header describes.")
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
     def decode(self, entry, depth=0):

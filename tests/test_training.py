@@ -62,7 +62,8 @@ def _gradients(step_class, module, X, rows, **kwargs):
 )
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("rows", [slice(10, 30), torch.tensor([4, 0, 17, 9, 33, 2])])
-def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows):
+@pytest.mark.parametrize("ordered", [False, True])
+def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows, ordered):
     X = _data(unit=unit)
     shift, scale = (None, 1.0) if unit else (torch.as_tensor(X.mean(axis=0)), 2.5)
     module = _module(output_activation, shift=shift, scale=scale)
@@ -75,15 +76,35 @@ def test_linear_step_matches_autograd(output_activation, loss, unit, alpha, rows
         module,
         X,
         rows,
-        options=_options(loss=loss, alpha=alpha, noise=None),
-        generator=None,
+        options=_options(loss=loss, alpha=alpha, noise=None, ordered=ordered),
+        generator=torch.Generator().manual_seed(5),
         device=torch.device("cpu"),
     )
     got = _gradients(
-        LinearStep, module, X, rows, options=_options(loss=loss, batch_size=25, alpha=alpha)
+        LinearStep,
+        module,
+        X,
+        rows,
+        options=_options(loss=loss, batch_size=25, alpha=alpha, ordered=ordered),
+        generator=torch.Generator().manual_seed(5),
     )
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
     np.testing.assert_allclose(got[1].numpy(), expected[1].numpy(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("step_class", [LinearStep, PerceptronStep])
+def test_ordered_steps_truncate_the_codes(step_class):
+    """Ordered, the hand-derived steps' gradients differ from the plain ones."""
+    X = _data(unit=True)
+    module = _module("clip")
+    rows = torch.arange(20)
+    kwargs = dict(generator=torch.Generator().manual_seed(5))
+    if step_class is PerceptronStep:
+        kwargs["device"] = torch.device("cpu")
+    _, plain = _gradients(step_class, module, X, rows, options=_options(), **kwargs)
+    kwargs["generator"] = torch.Generator().manual_seed(5)
+    _, ordered = _gradients(step_class, module, X, rows, options=_options(ordered=True), **kwargs)
+    assert not torch.allclose(plain, ordered)
 
 
 def test_linear_step_applies_only_to_one_layer_networks():
@@ -130,15 +151,16 @@ def _perceptron_module(kind, activation, output_activation, hidden):
         ("clip", "mse", (6, 5), "gaussian", True),
     ],
 )
+@pytest.mark.parametrize("ordered", [False, True])
 def test_perceptron_step_matches_autograd(
-    kind, activation, output_activation, loss, hidden, noise, masked
+    kind, activation, output_activation, loss, hidden, noise, masked, ordered
 ):
     rng = np.random.RandomState(0)
     X = rng.rand(40, 12)
     if masked:
         X = MaskedPairs(X * (rng.rand(*X.shape) > 0.3), X, rng.rand(*X.shape) > 0.5)
     module = _perceptron_module(kind, activation, output_activation, hidden)
-    options = _options(loss=loss, alpha=0.3, noise=noise, noise_level=0.2)
+    options = _options(loss=loss, alpha=0.3, noise=noise, noise_level=0.2, ordered=ordered)
     cpu = torch.device("cpu")
     assert PerceptronStep.applies(module, X, options, cpu)
     rows = torch.tensor([3, 0, 17, 9, 33, 2])

@@ -4,7 +4,10 @@
 reconstruct held-out data better than PCA, and at which encoding_dim? For
 every dimension it fits PCA, the linear autoencoder (the default) and a
 nonlinear one on a training split, then prints a table of test errors and
-fit times, writes it as CSV and JSON, and draws figures.
+fit times, writes it as CSV and JSON, and draws figures. An autoencoder
+whose codes come out ordered is fitted once, at the largest dimension: the
+first units of its code are its model at each smaller one (unless
+``--per-dimension``).
 """
 
 import math
@@ -28,7 +31,7 @@ from skae._cli._options import (
     parse_args,
 )
 from skae._cli._report import Progress, summary, table, write_figures, write_tables
-from skae._plot._compare import compare_errors, fit_at_dimension
+from skae._plot._compare import compare_errors, fit_at_dimension, fits_across_dimensions
 from skae._plot._image_display import square_image_shape
 from skae._version import __version__
 
@@ -109,27 +112,33 @@ def _models(args):
     return dict(zip(MODELS, estimators, strict=True)), params
 
 
-def _fit(name, estimator, dim, X_train, X_test):
-    """Fit at one dimension; also returns whether training converged and other warnings."""
+def _fit(name, estimator, dims, X_train, X_test, per_dimension):
+    """Fit at the dimensions ``dims``, once for ordered codes (see
+    :func:`~skae._plot._compare.fits_across_dimensions`); also returns
+    whether training converged and other warnings."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fitted, errors, fit_time = fit_at_dimension(estimator, dim, X_train, X_test)
+            fits = fits_across_dimensions(
+                estimator, dims, X_train, X_test, per_dimension=per_dimension
+            )
         except InvalidParameterError:
             raise
         except (ValueError, RuntimeError, MemoryError) as error:
             raise DataError(
-                f"the {name} could not be fitted at encoding_dim={dim}: {error}"
+                f"the {name} could not be fitted at encoding_dim={', '.join(map(str, dims))}: "
+                f"{error}"
             ) from None
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     # PCA's own warnings (such as dividing by a zero total variance) say
     # nothing about the comparison; the autoencoders' do.
     notes = [
-        f"{name} at encoding_dim={dim}: {str(w.message).strip().splitlines()[0]}"
+        f"{name} at encoding_dim={', '.join(map(str, dims))}: "
+        f"{str(w.message).strip().splitlines()[0]}"
         for w in caught
         if not issubclass(w.category, ConvergenceWarning) and "max_iter" in estimator.get_params()
     ]
-    return fitted, errors, fit_time, converged, notes
+    return fits, converged, notes
 
 
 def _warm_up(models, X_train, dim):
@@ -147,20 +156,50 @@ def _warm_up(models, X_train, dim):
                 pass  # the timed fits report what is wrong
 
 
-def _run(models, dims, X_train, X_test, progress):
-    """Fit every model at every dimension; returns the result rows and the fitted models."""
+def _orders_codes(estimator, per_dimension):
+    """Whether ``estimator`` will be fitted once, for ordered codes, in ``_run``."""
+    if per_dimension or "ordered_codes" not in estimator.get_params(deep=False):
+        return False
+    params = estimator.get_params()
+    if params["ordered_codes"] == "auto":
+        return not params["hidden_layer_sizes"] and params["noise"] is None
+    return bool(params["ordered_codes"])
+
+
+def _run(models, dims, X_train, X_test, progress, per_dimension=False):
+    """Fit every model at every dimension; returns the result rows and the fitted models.
+
+    A model whose codes come out ordered is fitted once, at the largest
+    dimension; its rows at the smaller ones have no fit time of their own.
+    """
     variance = float(np.mean(np.var(X_test, axis=0, dtype=np.float64)))
     rows, fitted, notes = [], {}, []
+    largest = max(dims)
+    once = {name: _orders_codes(estimator, per_dimension) for name, estimator in models.items()}
+    results = {}
     step = 0
     for dim in dims:
-        baseline = None
         for name, estimator in models.items():
+            if once[name] and dim != dims[0]:
+                continue
             if name != "PCA":
-                progress.show(step, f"training the {name}, encoding_dim={dim}")
-            model, errors, fit_time, converged, caught = _fit(
-                name, estimator, dim, X_train, X_test
+                what = f"{largest} and its prefixes" if once[name] else dim
+                progress.show(step, f"training the {name}, encoding_dim={what}")
+            fit_dims = dims if once[name] else [dim]
+            fits, converged, caught = _fit(
+                name, estimator, fit_dims, X_train, X_test, per_dimension
             )
             notes += caught
+            for fit_dim, fit in zip(fit_dims, fits, strict=True):
+                results[name, fit_dim] = (*fit, converged)
+            if name != "PCA":
+                step += len(fit_dims)
+                what = f"{largest} and its prefixes" if once[name] else dim
+                progress.show(step, f"{name} trained, encoding_dim={what}")
+    for dim in dims:
+        baseline = None
+        for name in models:
+            model, errors, fit_time, converged = results[name, dim]
             fitted[name, dim] = model
             row = {
                 "encoding_dim": dim,
@@ -177,8 +216,6 @@ def _run(models, dims, X_train, X_test, progress):
             else:
                 ratio, verdict = compare_errors(errors, baseline, variance=variance)
                 row.update(mse_ratio=ratio, verdict=verdict, converged=converged)
-                step += 1
-                progress.show(step, f"{name} trained, encoding_dim={dim}")
             rows.append(row)
     return rows, fitted, notes
 
@@ -202,7 +239,7 @@ def compare(args):
         print(f"{name}: {models[name]!r}")
     _warm_up(models, X_train, dims[0])
     progress = Progress(len(dims) * (len(MODELS) - 1), sys.stderr, enabled=not args.quiet)
-    rows, fitted, notes = _run(models, dims, X_train, X_test, progress)
+    rows, fitted, notes = _run(models, dims, X_train, X_test, progress, args.per_dimension)
     for note in notes:
         print(f"{PROG} {args.command}: warning: {note}", file=sys.stderr)
     print()

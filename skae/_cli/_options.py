@@ -183,6 +183,14 @@ def _build_parser():
         metavar="DIR",
         help="folder for results.csv, results.json and the figures (default: skae-compare)",
     )
+    compare.add_argument(
+        "--per-dimension",
+        action="store_true",
+        help=(
+            "fit every autoencoder at every dimension; by default one whose codes are "
+            "ordered (the linear autoencoder's) is fitted once, at the largest"
+        ),
+    )
     compare.add_argument("-q", "--quiet", action="store_true", help="do not show the progress bar")
     model = compare.add_argument_group(
         "autoencoders",

@@ -32,6 +32,14 @@ Running
     ``hand_step(X, options, device)``: the class of a step whose gradients
     are worked out by hand, or None for autograd; ``linear_path``.
 
+Ordered codes
+    ``codes(x)``, normalised input to codes, and ``decode_logits(codes)``,
+    codes to the reconstruction's logits, which ``forward`` composes;
+    ``code_layers()``, the linear layers that make the code and those that
+    read it, from which :meth:`Network.truncate` keeps the first units of
+    the code and folds the others, held at a fixed value, into the biases.
+    A kind without them trains without ordering its codes.
+
 State
     ``spec``: plain values from which ``from_spec`` builds the same network;
     ``array_shapes(spec)``: the shapes of the weights and biases a network
@@ -320,6 +328,58 @@ class Network(nn.Module):
     def hand_step(self, X, options, device):
         """The step that works out this network's gradients by hand, or None."""
         return None
+
+    # Ordered codes
+
+    def codes(self, x):
+        """Codes of normalised ``x``; ``decode_logits`` of them is ``forward(x)``."""
+        raise NotImplementedError
+
+    def decode_logits(self, codes):
+        """The reconstruction's logits, in the normalised space, from codes."""
+        raise NotImplementedError
+
+    def code_layers(self):
+        """The linear layers that output the code, and those that read it.
+
+        Returns ``(makers, readers)``: ``makers`` a list of ``nn.Linear``
+        layers whose outputs are added (then activated) to make the code;
+        ``readers`` a list of ``(layer, divisor)``, an ``nn.Linear`` layer
+        that reads the code divided by ``divisor`` (a tensor, or None).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def orders_codes(cls):
+        """Whether the kind provides what ordered codes need."""
+        return all(
+            getattr(cls, name) is not getattr(Network, name)
+            for name in ("codes", "decode_logits", "code_layers")
+        )
+
+    @torch.no_grad()
+    def truncate(self, n_codes, fill):
+        """Keep the first ``n_codes`` units of the code; the others are held at ``fill``.
+
+        The units dropped are folded into the biases of the layers that
+        read the code, so that the network returns the reconstructions it
+        returned with those units at ``fill`` (a vector of the full code's
+        width, in the units of :meth:`codes`). Returns a new network.
+        """
+        fill = torch.as_tensor(fill, dtype=self.dtype)
+        makers, readers = self.code_layers()
+        for layer, divisor in readers:
+            held = fill[n_codes:] if divisor is None else fill[n_codes:] / divisor[n_codes:]
+            layer.bias.add_(layer.weight[:, n_codes:] @ held)
+            layer.weight = nn.Parameter(layer.weight[:, :n_codes].clone())
+            layer.in_features = n_codes
+        for layer in makers:
+            layer.weight = nn.Parameter(layer.weight[:n_codes].clone())
+            layer.bias = nn.Parameter(layer.bias[:n_codes].clone())
+            layer.out_features = n_codes
+        if isinstance(getattr(self, "code_scale", None), torch.Tensor):
+            self.code_scale = self.code_scale[:n_codes].clone()
+        return build_network(self.spec).load_arrays(self.to_arrays())
 
     def to_arrays(self):
         """The fitted state as named numpy arrays, copied to CPU.

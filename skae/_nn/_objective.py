@@ -7,7 +7,32 @@ penalty a network kind names in ``penalties()`` is weighed here, so that
 no step can leave it out unnoticed.
 """
 
+import torch
 import torch.nn.functional as F
+
+
+def nested_dropout(codes, generator):
+    """Codes truncated at a random unit per row, and the mask of the units kept.
+
+    Each row keeps its first ``b`` units, ``b`` drawn uniformly from 1 to
+    the code's width from ``generator`` (on CPU); the others are replaced
+    by the batch's mean code, which is held fixed (detached): trained so,
+    the first units of the code reconstruct as well as they can alone,
+    which orders the code as PCA orders its components (Rippel et al.,
+    2014, "Learning ordered representations with nested dropout").
+    """
+    n_rows, width = codes.shape
+    kept = torch.randint(1, width + 1, (n_rows, 1), generator=generator)
+    keep = torch.arange(width) < kept
+    keep = keep.to(device=codes.device)
+    return torch.where(keep, codes, codes.detach().mean(dim=0)), keep
+
+
+def prefix_codes(codes, n_kept, fill):
+    """``codes`` with the units from ``n_kept`` on held at ``fill``."""
+    codes = codes.clone()
+    codes[:, n_kept:] = fill[n_kept:]
+    return codes
 
 
 def penalty_weights(options, n_rows):

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from skae._nn._batches import (
+    MaskedPairs,
     batches,
     entries_per_row,
     inference_rows,
     iter_pairs,
     reconstruction_error,
 )
-from skae._nn._objective import summed_loss
+from skae._nn._objective import prefix_codes, row_errors, summed_loss
 from skae._nn._optim import Adam, ComputeCopy, flat_parameters, learning_rate_at
 from skae._nn._steps import AutogradStep, LinearStep, corrupt, trainable
 
@@ -87,6 +88,9 @@ DIVERGENCE_FLOOR = 1e-3
 START_ROWS = 8192
 # Batches between two checks of the loss within an epoch.
 CHECK_EVERY = 8
+# Training rows, at most, on which ordered codes are scored without
+# validation rows.
+ORDERED_SCORE_ROWS = 2048
 # Trained weights replace the starting ones only if their validation error
 # is lower by this many standard errors of the paired per-row difference.
 ACCEPT_STANDARD_ERRORS = 1.5
@@ -189,15 +193,33 @@ class Run:
         self.gather_ahead = self.gather_ahead and linear and options.shuffle
         if linear:
             self.batch_step = LinearStep(
-                module, X, grad, options=options, gather_ahead=self.gather_ahead
+                module,
+                X,
+                grad,
+                options=options,
+                generator=self.generator,
+                gather_ahead=self.gather_ahead,
             )
         else:
             self.batch_step = step_class(
                 module, X, grad, options=options, generator=self.generator, device=self.device
             )
+        if options.ordered:
+            # Ordered codes are scored by the errors of their prefixes: on
+            # the validation rows, or on a fixed sample of the training rows.
+            self.dims = prefix_dims(module.encoding_dim)
+            if self.X_val is None:
+                self.X_score = X[:: -(-X.shape[0] // ORDERED_SCORE_ROWS)]
+            self.start_errors = self._prefix_errors()
+            self.start_means = self.start_errors.mean(axis=1)
         if self.X_val is None:
-            start = self.start_loss * self.loss_scale if self.keep_start else math.inf
+            if options.ordered:
+                start = float(self.start_means[-1]) if self.keep_start else math.inf
+            else:
+                start = self.start_loss * self.loss_scale if self.keep_start else math.inf
             self.best = _Best(self.flat, self.optimizer, start)
+        elif options.ordered:
+            self.best = _Best(self.flat, self.optimizer, -float(self.start_means[-1]))
         else:
             self.start_errors = _validation_errors(module, self.X_val, self.device, self.copy)
             self.best = _Best(self.flat, self.optimizer, -float(self.start_errors.mean()))
@@ -250,11 +272,14 @@ class Run:
         """Compare the epoch's weights with the best; returns whether to stop early."""
         options, result, best = self.options, self.result, self.best
         if self.X_val is None:
-            value = epoch_loss
+            value = -self._prefix_score() if options.ordered else epoch_loss
             improved = value <= best.value - self.tol
             is_best = value < best.value
         else:
-            value = _validation_score(self.module, self.X_val, self.device, self.copy)
+            if options.ordered:
+                value = self._prefix_score()
+            else:
+                value = _validation_score(self.module, self.X_val, self.device, self.copy)
             result.validation_scores.append(value)
             improved = value >= best.value + self.tol
             is_best = value > best.value
@@ -277,6 +302,22 @@ class Run:
             return True
         return False
 
+    def _prefix_errors(self):
+        """Errors of the prefixes ``self.dims`` on the rows that score ordered codes."""
+        X = self.X_score if self.X_val is None else self.X_val
+        with self.copy.master():
+            return prefix_errors(self.module, X, self.dims, device=self.device)
+
+    def _prefix_score(self):
+        """The validation score of ordered codes.
+
+        The negative mean over the prefixes of the ratio of their error to
+        the start's, times the start's error with the whole code: the start
+        scores as it does unordered, and every prefix weighs alike.
+        """
+        ratio = float(np.mean(_relative(self._prefix_errors().mean(axis=1), self.start_means)))
+        return -ratio * float(self.start_means[-1])
+
     def interrupt(self):
         """Drop the epochs after the best with their weights, so that the
         counters describe the weights kept."""
@@ -293,10 +334,14 @@ class Run:
         best.restore()
         copy.refresh()
         if self.X_val is not None and best.epoch > 0:
-            gain = self.start_errors - _validation_errors(
-                self.module, self.X_val, self.device, copy
-            )
-            if not _significant(gain):
+            if self.options.ordered:
+                accepted = _prefixes_significant(self.start_errors, self._prefix_errors())
+            else:
+                gain = self.start_errors - _validation_errors(
+                    self.module, self.X_val, self.device, copy
+                )
+                accepted = _significant(gain)
+            if not accepted:
                 best.weights, best.optimizer_state = self.start
                 best.epoch = 0
                 best.restore()
@@ -322,6 +367,62 @@ def _validation_errors(module, X_val, device, copy):
 def _validation_score(module, X_val, device, copy):
     """Negative mean squared reconstruction error on the validation set."""
     return -float(_validation_errors(module, X_val, device, copy).mean())
+
+
+def prefix_dims(width):
+    """The prefixes whose errors select ordered codes: 1, 2, 4, ... and ``width``."""
+    dims = [2**i for i in range(max(width, 1).bit_length()) if 2**i < width]
+    return [*dims, width]
+
+
+@torch.no_grad()
+def prefix_errors(module, X, dims, *, device="cpu", fill=None):
+    """Squared reconstruction errors of each row of X from prefixes of its code.
+
+    Row ``i`` of the result holds the errors (as
+    :func:`~skae._nn._batches.reconstruction_error` gives them) of the
+    reconstructions from the first ``dims[i]`` units of the code, the
+    others at ``fill``: the mean of X's codes when None.
+    """
+    rows = max(1, inference_rows(X.shape[1], np.float64) // 2)
+    batches_ = []
+    for inputs, targets, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
+        target = module.normalize(targets)
+        inputs = target if mask is None else module.normalize(inputs)
+        batches_.append((module.codes(inputs), target, mask))
+    if fill is None:
+        fill = torch.cat([codes for codes, _, _ in batches_]).mean(dim=0)
+    fill = torch.as_tensor(fill, dtype=module.dtype, device=device)
+    per_row = X.entries_per_row if isinstance(X, MaskedPairs) else None
+    errors = np.empty((len(dims), X.shape[0]))
+    for i, n_kept in enumerate(dims):
+        start = 0
+        for codes, target, mask in batches_:
+            logits = module.decode_logits(prefix_codes(codes, n_kept, fill))
+            part = row_errors(module, logits, target, mask, per_row).double().cpu().numpy()
+            errors[i, start : start + len(part)] = part
+            start += len(part)
+    return errors * float(module.scale) ** 2
+
+
+def _relative(values, reference):
+    """``values / reference``; where the reference is 0, 0 for 0 and 1 otherwise."""
+    positive = reference > 0
+    return np.where(positive, values / np.where(positive, reference, 1.0), values != 0)
+
+
+def _prefixes_significant(start_errors, errors):
+    """Whether prefixes gain on the start: on average clearly, and none clearly worse.
+
+    The per-row gain of each prefix is relative to the start's mean error
+    with that prefix; the mean of these gains over the prefixes must pass
+    :func:`_significant`, and no prefix's gain may be significantly
+    negative.
+    """
+    relative = _relative(start_errors - errors, start_errors.mean(axis=1, keepdims=True))
+    if not _significant(relative.mean(axis=0)):
+        return False
+    return not any(_significant(-gain) for gain in relative)
 
 
 def _significant(gain):

@@ -50,6 +50,7 @@ _ATTRIBUTE_CHECKS = {
     "scale_": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
     "output_activation_": lambda v: v in OUTPUT_ACTIVATIONS,
     "init_": lambda v: v in ("pca", "random"),
+    "ordered_codes_": lambda v: isinstance(v, bool),
     "batch_size_": lambda v: is_count(v, 1),
     "max_iter_": lambda v: is_count(v, 1),
     "device_": lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None,
@@ -107,6 +108,18 @@ def check_network_state(attributes):
         if attributes.get(name, value) != value:
             raise ValueError(
                 f"The file's {name}={attributes.get(name)!r} does not match its network's {value}."
+            )
+    for name in ("explained_variance_ratio_", "_code_fill"):
+        value = attributes.get(name)
+        if value is not None and not (
+            isinstance(value, np.ndarray)
+            and value.dtype == np.float64
+            and value.shape == (spec["encoding_dim"],)
+            and bool(np.isfinite(value).all())
+        ):
+            raise ValueError(
+                f"The file's {name}={_short(value)} is not one skae writes: None or a "
+                f"finite float64 array of shape ({spec['encoding_dim']},)."
             )
     names = attributes.get("feature_names_in_")
     if names is not None and len(names) != spec["n_features"]:

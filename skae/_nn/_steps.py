@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skae._nn._batches import MaskedPairs, as_tensor, take
-from skae._nn._objective import objective
+from skae._nn._objective import nested_dropout, objective
 from skae._nn._optim import views
 
 
@@ -58,6 +58,7 @@ class AutogradStep:
         self.alpha = options.alpha
         self.noise = options.noise
         self.noise_level = options.noise_level
+        self.ordered = options.ordered
         self.generator = generator
         self.device = device
         self.normalized = _is_normalized(module)
@@ -98,7 +99,11 @@ class AutogradStep:
         module = self.module
         inputs, targets, mask = self.batch(rows)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = module(inputs, generator=self.generator)
+            if self.ordered:
+                codes, _ = nested_dropout(module.codes(inputs), self.generator)
+                logits = module.decode_logits(codes)
+            else:
+                logits = module(inputs, generator=self.generator)
         value, total = objective(module, logits.to(targets.dtype), targets, mask, self.options)
         grads = torch.autograd.grad(value, self.params)
         torch._foreach_copy_(self.grads, grads)
@@ -243,6 +248,8 @@ class PerceptronStep(AutogradStep):
         codes = self.encoder.forward(inputs)
         if beside:
             codes = codes + self.encoder_branch.forward(inputs)
+        if self.ordered:
+            codes, keep = nested_dropout(codes, self.generator)
         logits = self.decoder.forward(codes)
         if beside:
             logits = logits + self.decoder_branch.forward(codes / self.code_scale)
@@ -250,6 +257,9 @@ class PerceptronStep(AutogradStep):
         codes_grad = self.decoder.backward(grad)
         if beside:
             codes_grad += self.decoder_branch.backward(grad).div_(self.code_scale)
+        if self.ordered:
+            codes_grad.mul_(keep)
+        if beside:
             self.encoder_branch.backward(codes_grad, input_grad=False)
         self.encoder.backward(codes_grad, input_grad=False)
         self.penalize(targets.shape[0])
@@ -267,8 +277,9 @@ class LinearStep:
     step then costs little more than its arithmetic.
     """
 
-    def __init__(self, module, X, grad, *, options, gather_ahead=False):
+    def __init__(self, module, X, grad, *, options, generator=None, gather_ahead=False):
         encoder, decoder = module.linear_path
+        self.generator = generator if options.ordered else None
         self.X = as_tensor(X)
         self.We, self.be = encoder.weight.detach(), encoder.bias.detach()
         self.Wd, self.bd = decoder.weight.detach(), decoder.bias.detach()
@@ -363,6 +374,11 @@ class LinearStep:
         if x is None:
             x = self._rows(rows, x_buffer)
         torch.addmm(self.be, x, self.WeT, out=z)
+        if self.generator is not None:
+            # Nested dropout: the mean is held fixed, so only the kept
+            # units pass gradients back to the encoder.
+            truncated, keep = nested_dropout(z, self.generator)
+            z.copy_(truncated)
         torch.addmm(self.bd, z, self.WdT, out=a)
         # The gradient of the summed loss with respect to the output's
         # pre-activation overwrites a.
@@ -382,6 +398,8 @@ class LinearStep:
         torch.addmm(self.Wd, aT, z, beta=decay, alpha=scale, out=self.gWd)
         torch.addmv(self.bd, aT, ones, beta=0.0, alpha=scale, out=self.gbd)
         torch.mm(a, self.Wd, out=dz)
+        if self.generator is not None:
+            dz.mul_(keep)
         torch.addmm(self.We, dzT, x, beta=decay, alpha=scale, out=self.gWe)
         torch.addmv(self.be, dzT, ones, beta=0.0, alpha=scale, out=self.gbe)
         return batch_loss

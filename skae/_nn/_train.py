@@ -29,7 +29,9 @@ class TrainingOptions:
     (see :class:`skae.AutoencoderTransformer`), with the "auto" choices
     already made. An estimator without ``loss``, ``noise`` or
     ``noise_level`` (one that trains on pairs of its own making, say) trains
-    on the squared error of clean inputs.
+    on the squared error of clean inputs. With ``ordered``, each row's code
+    is truncated at a random unit (:func:`~skae._nn._objective.nested_dropout`)
+    and the weights are kept by their prefixes' errors.
     """
 
     batch_size: int
@@ -45,6 +47,7 @@ class TrainingOptions:
     loss: str = "mse"
     noise: str | None = None
     noise_level: float = 0.0
+    ordered: bool = False
 
     @classmethod
     def from_params(cls, params, **resolved):
@@ -52,7 +55,7 @@ class TrainingOptions:
         names = [f.name for f in fields(cls)]
         return cls(
             **{
-                name: resolved.get(name, params[name])
+                name: resolved[name] if name in resolved else params[name]
                 for name in names
                 if name in {**params, **resolved}
             }

@@ -247,17 +247,17 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
     def _image(self, x):
         return x.reshape(x.shape[0], *self.image_shape)
 
-    def _codes(self, x):
+    def codes(self, x):
         return self.encoder(x) + self.encoder_branch(self._image(x))
 
-    def _decode_logits(self, codes):
+    def decode_logits(self, codes):
         return self.decoder(codes) + self.decoder_branch(codes / self.code_scale)
 
     def forward(self, x, generator=None):
-        return self._decode_logits(self._codes(x))
+        return self.decode_logits(self.codes(x))
 
     def encode(self, x):
-        return self._codes(self.normalize(x))
+        return self.codes(self.normalize(x))
 
     def init_random(self, generator):
         """Random weights, the last layer of each correction at zero.

@@ -162,6 +162,16 @@ class Autoencoder(Network):
         """Reconstruct normalised ``x``, before the output activation."""
         return self.decoder(self.encoder(x))
 
+    def codes(self, x):
+        return self.encoder(x)
+
+    def decode_logits(self, codes):
+        return self.decoder(codes)
+
+    def code_layers(self):
+        encoder = [m for m in self.encoder if isinstance(m, nn.Linear)]
+        return [encoder[-1]], [(self.decoder[0], None)]
+
     def encode(self, x):
         """Codes of data ``x``, the normalisation folded into the first layer."""
         return self.encoder[1:](self.apply_normalized(self.encoder[0], x))

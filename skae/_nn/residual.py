@@ -42,7 +42,14 @@ class CorrectionBesideLinearPath:
         return True
 
     def decode(self, codes):
-        return self.unnormalize(self.activate(self._decode_logits(codes)))
+        return self.unnormalize(self.activate(self.decode_logits(codes)))
+
+    def code_layers(self):
+        branch = [m for m in self.encoder_branch if isinstance(m, nn.Linear)]
+        return [self.encoder, branch[-1]], [
+            (self.decoder, None),
+            (self.decoder_branch[0], self.code_scale),
+        ]
 
     @torch.no_grad()
     def with_code_scale(self, spec):
@@ -150,9 +157,12 @@ class ResidualAutoencoder(CorrectionBesideLinearPath, Autoencoder):
         return self.decoder.in_features
 
     def forward(self, x, generator=None):
-        return self._decode_logits(self.encoder(x) + self.encoder_branch(x))
+        return self.decode_logits(self.codes(x))
 
-    def _decode_logits(self, codes):
+    def codes(self, x):
+        return self.encoder(x) + self.encoder_branch(x)
+
+    def decode_logits(self, codes):
         return self.decoder(codes) + self.decoder_branch(codes / self.code_scale)
 
     def encode(self, x):

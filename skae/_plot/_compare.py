@@ -78,6 +78,39 @@ def fit_at_dimension(estimator, dim, X_train, X_test):
     return fitted, sample_errors(fitted, X_test), fit_time
 
 
+def fits_across_dimensions(estimator, dims, X_train, X_test, *, per_dimension=False):
+    """Fit ``estimator`` at each width of ``dims``: once, when its codes are ordered.
+
+    Without ``per_dimension``, an estimator with an ``ordered_codes``
+    parameter is fitted once at the largest width; if its codes come out
+    ordered, its model at each smaller width keeps the first units of the
+    code, the others at their training mean. Otherwise a clone is fitted at
+    each width, as :func:`fit_at_dimension` does.
+
+    Returns
+    -------
+    fits : list of (fitted, errors, fit_time)
+        One per width of ``dims``, as :func:`fit_at_dimension` gives them;
+        ``fit_time`` is None for the widths that cost no fit of their own.
+    """
+    dims = [int(dim) for dim in dims]
+    largest = max(dims)
+    if per_dimension or "ordered_codes" not in estimator.get_params(deep=False):
+        return [fit_at_dimension(estimator, dim, X_train, X_test) for dim in dims]
+    fitted, errors, fit_time = fit_at_dimension(estimator, largest, X_train, X_test)
+    ordered = getattr(fitted, "ordered_codes_", False) and fitted.n_components_ == largest
+    fits = []
+    for dim in dims:
+        if dim == largest:
+            fits.append((fitted, errors, fit_time))
+        elif ordered:
+            truncated = fitted._truncated(dim)
+            fits.append((truncated, sample_errors(truncated, X_test), None))
+        else:
+            fits.append(fit_at_dimension(estimator, dim, X_train, X_test))
+    return fits
+
+
 def compare_errors(errors, baseline_errors, *, variance=0.0):
     """The ratio of two mean errors, and whether it is a win, a loss or a tie.
 

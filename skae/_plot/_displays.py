@@ -9,7 +9,7 @@ from fitted estimators. matplotlib is imported only when drawing.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from skae._plot._compare import fit_at_dimension
+from skae._plot._compare import fits_across_dimensions
 from skae._plot._image_display import ReconstructionDisplay
 from skae._plot._utils import as_list, axes_or_new, default_name
 
@@ -280,7 +280,18 @@ class ReconstructionErrorDisplay:
         return self
 
     @classmethod
-    def from_estimators(cls, estimators, X_train, X_test, *, dims, names=None, ax=None, **kwargs):
+    def from_estimators(
+        cls,
+        estimators,
+        X_train,
+        X_test,
+        *,
+        dims,
+        names=None,
+        per_dimension=False,
+        ax=None,
+        **kwargs,
+    ):
         """Fit each estimator at each dimension and draw the held-out errors.
 
         Parameters
@@ -288,7 +299,10 @@ class ReconstructionErrorDisplay:
         estimators : list of estimator instances
             Unfitted estimators with an ``encoding_dim`` or ``n_components``
             parameter, ``transform`` and ``inverse_transform``. Each is
-            cloned and fitted once per dimension.
+            cloned and fitted once per dimension, or, for an autoencoder
+            whose codes come out ordered (see ``ordered_codes``), once at
+            the largest dimension: its first units then give its error at
+            each smaller one.
 
         X_train : array-like of shape (n_samples, n_features)
             Data to fit on.
@@ -301,6 +315,10 @@ class ReconstructionErrorDisplay:
 
         names : list of str, default=None
             Names used in the legend; by default the class names.
+
+        per_dimension : bool, default=False
+            Whether to fit every estimator at every dimension, ordered
+            codes or not.
 
         ax : matplotlib Axes, default=None
             Axes object to plot on. If None, a new figure and axes is created.
@@ -316,7 +334,14 @@ class ReconstructionErrorDisplay:
         estimators = as_list(estimators)
         dims = [int(dim) for dim in dims]
         errors = [
-            np.array([fit_at_dimension(estimator, dim, X_train, X_test)[1].mean() for dim in dims])
+            np.array(
+                [
+                    errors.mean()
+                    for _, errors, _ in fits_across_dimensions(
+                        estimator, dims, X_train, X_test, per_dimension=per_dimension
+                    )
+                ]
+            )
             for estimator in estimators
         ]
         if names is None:
