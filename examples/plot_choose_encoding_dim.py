@@ -6,10 +6,12 @@ Choosing encoding_dim from the explained variance
 PCA users pick ``n_components`` by reading
 ``pca.explained_variance_ratio_.cumsum()``, or by asking for a share of the
 variance, ``PCA(n_components=0.9)``. :class:`~skae.AutoencoderTransformer`
-offers both. Its codes are ordered like PCA's components (``ordered_codes``,
-on by default for the linear autoencoder): the first ``j`` units of a code
-reconstruct the data about as well as a model fitted with ``j`` units, so
-one fit gives the whole curve.
+offers both. With ``ordered_codes=True`` its codes are ordered like PCA's
+components: the first ``j`` units of a code reconstruct the data about as
+well as a model fitted with ``j`` units, so one fit gives the whole curve.
+Ordering is the default where it costs nothing (a linear output, on data
+outside [0, 1], and a float ``encoding_dim``); on images in [0, 1] it costs
+the whole code part of its gain over PCA, so it is asked for here.
 """
 
 # %%
@@ -43,7 +45,7 @@ X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 # ``j`` is the share of the training data's variance that the first ``j``
 # units of the code reconstruct. With its clipped output, the autoencoder
 # explains more than PCA at most sizes.
-ae = AutoencoderTransformer(width, random_state=0).fit(X_train)
+ae = AutoencoderTransformer(width, ordered_codes=True, random_state=0).fit(X_train)
 pca = PCA(width).fit(X_train)
 sizes = np.arange(1, width + 1)
 fig, ax = plt.subplots()
@@ -58,6 +60,7 @@ ax.legend()
 # -----------------------
 # As with PCA, a float asks for the fewest units that explain that share of
 # the training data's variance; the autoencoder needs no more than PCA.
+# (A float ``encoding_dim`` orders the codes by itself.)
 share = 0.8
 ae_share = AutoencoderTransformer(share, random_state=0).fit(X_train)
 n_pca = PCA(share).fit(X_train).n_components_
@@ -71,7 +74,7 @@ print(f"units for {share:.0%} of the variance: PCA {n_pca}, autoencoder {ae_shar
 # size, and reads the smaller ones from the first units of its code
 # (``per_dimension=True`` fits at every size instead).
 display = ReconstructionErrorDisplay.from_estimators(
-    [PCA(), AutoencoderTransformer(random_state=0)],
+    [PCA(), AutoencoderTransformer(ordered_codes=True, random_state=0)],
     X_train,
     X_test,
     dims=[2, 4, 8, width],

@@ -50,12 +50,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         weights kept are those whose prefixes reconstruct the held-out rows
         best, relative to the start, if they beat it on average over the
         prefixes and lose at none (without early stopping, on up to 2048
-        clean training rows). "auto" is True for the linear autoencoder (no
-        hidden layers) trained without ``noise``, where it costs little (on
-        data with a linear output, PCA's solution is ordered and kept), and
-        for a float ``encoding_dim``; False otherwise: with hidden layers,
-        the whole code of an ordered network reconstructed digits and MNIST
-        with 1.2 to 1.5 times the error of an unordered one.
+        clean training rows). "auto" is True where ordering costs nothing,
+        for the linear autoencoder (no hidden layers) with a linear output
+        (data outside [0, 1]) trained without ``noise``, whose start, PCA's
+        solution, is ordered, and for a float ``encoding_dim``, which needs
+        ordered codes; False otherwise. Elsewhere ordering costs the whole
+        code part of its quality: with the output clipped to [0, 1] its
+        error was 1.11 times an unordered fit's on digits at 16 units and
+        1.21 times on MNIST at 32; with hidden layers, 1.2 to 2.2 times.
 
     hidden_layer_sizes : array-like of int, default=()
         Widths of hidden layers, outermost first; the decoder mirrors them.

@@ -29,6 +29,7 @@ from skae._choices import (
     image_shape,
     in_unit_interval,
     make_generator,
+    orders_codes,
     principal_axes,
     resolve_batch_size,
     resolve_early_stopping,
@@ -341,16 +342,18 @@ class BaseAutoencoder(FittedNetworkMixin, BaseEstimator):
     def _orders_codes(self, module):
         """Whether to train ``module`` with ordered codes (``ordered_codes`` resolved).
 
-        "auto", as for an estimator without the parameter, orders the codes
-        of the linear autoencoder trained on clean inputs, where it costs
-        little, and of any network whose width is a share of the variance,
-        which needs them.
+        "auto", as for an estimator without the parameter, is
+        :func:`~skae._choices.orders_codes`'s rule.
         """
         ordered = getattr(self, "ordered_codes", "auto")
         if ordered == "auto":
-            linear = not getattr(module, "hidden_layer_sizes", ())
-            clean = getattr(self, "noise", None) is None
-            return (linear and clean or _is_fraction(self.encoding_dim)) and module.orders_codes()
+            return module.orders_codes() and orders_codes(
+                "auto",
+                linear=not getattr(module, "hidden_layer_sizes", ()),
+                noise=getattr(self, "noise", None),
+                output_activation=module.output_activation,
+                fraction=_is_fraction(self.encoding_dim),
+            )
         if ordered and not module.orders_codes():
             raise ValueError(
                 f"ordered_codes=True, but the network of kind {module.kind!r} cannot "

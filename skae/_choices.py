@@ -364,3 +364,17 @@ def components_for_fraction(X, fraction):
     if count > limit:
         return limit, True
     return count, False
+
+
+def orders_codes(ordered_codes, *, linear, noise, output_activation, fraction):
+    """Whether "auto" (or the value given) trains ordered codes.
+
+    "auto" orders the codes where it costs nothing, the linear autoencoder
+    with a linear output trained on clean inputs (PCA's solution, where it
+    starts, is ordered and stays so), and where the code's width is a share
+    of the variance, which needs them. With a bounded output ordering costs
+    the whole code 10 to 50 % of its error, and with hidden layers more.
+    """
+    if ordered_codes != "auto":
+        return bool(ordered_codes)
+    return fraction or (linear and noise is None and output_activation == "identity")

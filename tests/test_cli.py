@@ -78,11 +78,8 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
             ratio = float(row["test_mse"]) / float(pca_row["test_mse"])
             assert float(row["mse_ratio"]) == pytest.approx(ratio)
             assert row["verdict"] in ("better", "tie", "worse")
-            # The linear autoencoder's codes are ordered: one fit, at 4.
-            if row["model"] == "linear AE" and dim == 2:
-                assert row["fit_time"] == ""
-            else:
-                assert float(row["fit_time"]) > 0
+            # Digits in [0, 1] keep unordered codes by default: a fit each.
+            assert float(row["fit_time"]) > 0
             assert int(row["n_iter"]) == 2
             assert row["converged"] == "False"
             # The terminal table shows the same numbers.
@@ -103,30 +100,41 @@ def test_compare_on_digits_writes_table_files_and_figures(capsys, tmp_path):
     for name in FIGURES:
         assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
     # Progress, one line per trained autoencoder when stderr is not a terminal.
-    assert "2/4 linear AE trained, encoding_dim=4 and its prefixes" in err
+    assert "3/4 linear AE trained, encoding_dim=4" in err
     assert "4/4 nonlinear AE trained, encoding_dim=4" in err
 
 
 def test_compare_reads_ordered_codes_prefixes_unless_per_dimension(capsys, tmp_path):
-    args = ["compare", "--dims", "2,6", *QUICK, "--hidden-layer-sizes", "8"]
+    args = [
+        "compare",
+        "--dims",
+        "2,6",
+        *QUICK,
+        "--hidden-layer-sizes",
+        "8",
+        "--ordered-codes",
+        "true",
+    ]
     status, _, err = run(capsys, *args, "--output-dir", str(tmp_path / "once"))
     assert status == 0, err
     status, _, err = run(capsys, *args, "--per-dimension", "--output-dir", str(tmp_path / "each"))
     assert status == 0, err
     once, each = read_results(tmp_path / "once"), read_results(tmp_path / "each")
     linear = [row for row in once if row["model"] == "linear AE"]
-    assert [row["fit_time"] != "" for row in linear] == [False, True]
+    for name in MODELS[1:]:
+        rows = [row for row in once if row["model"] == name]
+        assert [row["fit_time"] != "" for row in rows] == [False, True]
     assert all(row["fit_time"] != "" for row in each if row["model"] != "PCA")
     # The error at 2 is that of the first 2 units of the fit at 6.
     X = load_digits(return_X_y=True)[0]
     X = X[np.sort(np.random.RandomState(0).choice(X.shape[0], 400, replace=False))]
     X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
-    ae = AutoencoderTransformer(6, max_iter=2, random_state=0).fit(X_train)
+    ae = AutoencoderTransformer(6, ordered_codes=True, max_iter=2, random_state=0).fit(X_train)
     prefix = ae._prefix_errors(X_test, [2]).mean()
     assert float(linear[0]["test_mse"]) == pytest.approx(prefix, rel=1e-6)
     # Fitted at each dimension, the rows at 6 are the same fits.
     for row_once, row_each in zip(once, each, strict=True):
-        if row_once["encoding_dim"] == "6" or row_once["model"] != "linear AE":
+        if row_once["encoding_dim"] == "6" or row_once["model"] == "PCA":
             assert row_once["test_mse"] == row_each["test_mse"]
 
 
@@ -529,6 +537,7 @@ def test_compare_on_mnist(capsys, tmp_path):
     [
         (["--dims", "2,x"], "argument --dims: 'x' is not an integer"),
         (["--dims", "0"], "argument --dims: '0' is not a positive integer"),
+        (["--ordered-codes", "yes"], "argument --ordered-codes: 'yes' is not auto, true or false"),
         (["--dims", ","], "argument --dims: ',' holds no integers; give some, e.g. 2,4,8"),
         (["--test-size", "1.5"], "argument --test-size: '1.5' is not strictly between 0 and 1"),
         (["--test-size", "nan"], "argument --test-size: 'nan' is not strictly between 0 and 1"),

@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._choices import in_unit_interval, orders_codes, resolve_output_activation
 from skae._cli._data import DataError, load
 from skae._cli._options import (
     AUTOENCODER_OPTIONS,
@@ -156,14 +157,24 @@ def _warm_up(models, X_train, dim):
                 pass  # the timed fits report what is wrong
 
 
-def _orders_codes(estimator, per_dimension):
+def _orders_codes(estimator, X_train, per_dimension):
     """Whether ``estimator`` will be fitted once, for ordered codes, in ``_run``."""
     if per_dimension or "ordered_codes" not in estimator.get_params(deep=False):
         return False
     params = estimator.get_params()
-    if params["ordered_codes"] == "auto":
-        return not params["hidden_layer_sizes"] and params["noise"] is None
-    return bool(params["ordered_codes"])
+    try:
+        output_activation = resolve_output_activation(
+            params["output_activation"], params["loss"], in_unit_interval(X_train)
+        )
+    except ValueError:
+        return False  # the fit says what is wrong
+    return orders_codes(
+        params["ordered_codes"],
+        linear=not params["hidden_layer_sizes"],
+        noise=params["noise"],
+        output_activation=output_activation,
+        fraction=False,
+    )
 
 
 def _run(models, dims, X_train, X_test, progress, per_dimension=False):
@@ -175,7 +186,10 @@ def _run(models, dims, X_train, X_test, progress, per_dimension=False):
     variance = float(np.mean(np.var(X_test, axis=0, dtype=np.float64)))
     rows, fitted, notes = [], {}, []
     largest = max(dims)
-    once = {name: _orders_codes(estimator, per_dimension) for name, estimator in models.items()}
+    once = {
+        name: _orders_codes(estimator, X_train, per_dimension)
+        for name, estimator in models.items()
+    }
     results = {}
     step = 0
     for dim in dims:

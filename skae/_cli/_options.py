@@ -23,6 +23,7 @@ AUTOENCODER_OPTIONS = (
     "learning_rate",
     "alpha",
     "early_stopping",
+    "ordered_codes",
     "noise",
     "noise_level",
     "device",
@@ -108,6 +109,13 @@ def _auto_or_positive_int(text):
     return text if text == "auto" else _positive_int(text)
 
 
+def _auto_or_bool(text):
+    choices = {"auto": "auto", "true": True, "false": False}
+    if text.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, true or false")
+    return choices[text.lower()]
+
+
 def _build_parser():
     """The parser of the ``skae`` command line, and those of its commands by name."""
     parser = _ArgumentParser(
@@ -188,7 +196,7 @@ def _build_parser():
         action="store_true",
         help=(
             "fit every autoencoder at every dimension; by default one whose codes are "
-            "ordered (the linear autoencoder's) is fitted once, at the largest"
+            "ordered (see --ordered-codes) is fitted once, at the largest"
         ),
     )
     compare.add_argument("-q", "--quiet", action="store_true", help="do not show the progress bar")
@@ -216,6 +224,15 @@ def _build_parser():
     model.add_argument("--learning-rate")
     model.add_argument("--alpha", type=_number)
     model.add_argument("--early-stopping", action="store_true", default=None)
+    model.add_argument(
+        "--ordered-codes",
+        type=_auto_or_bool,
+        metavar="{auto,true,false}",
+        help=(
+            "train ordered codes, so that one fit gives the model at every dimension "
+            "(auto: for the linear autoencoder of data outside [0, 1])"
+        ),
+    )
     model.add_argument("--noise")
     model.add_argument("--noise-level", type=_number, metavar="LEVEL")
     model.add_argument("--device")
