@@ -29,10 +29,11 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     that model's fixed point: the low-rank model's reconstruction of the
     row, or the normal model's conditional mean given the row's observed
     entries. That model is the linear path of a network whose perceptron,
-    beside it and starting at zero, learns a nonlinear correction: the
-    training rows are copies of the data with a further ``mask_fraction`` of
-    the observed entries hidden and filled by the linear model, and the
-    network learns to restore the hidden entries. The weights kept are those
+    beside it and starting at zero, learns a nonlinear correction while the
+    linear path stays as it is: the training rows are many copies of the
+    data, each with another ``mask_fraction`` of the observed entries
+    hidden and filled by the linear model, and the network learns to
+    restore the hidden entries. The weights kept are those
     that restore hidden entries of held-out rows best, the linear model's
     among them, so that the network replaces the linear fill only where it
     clearly does better.
@@ -94,10 +95,11 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         Maximum number of epochs over the training copies. "auto" plans about
         1000 mini-batch steps, at least 3 and at most 50 epochs.
 
-    learning_rate_init : float, default=3e-4
-        Adam's initial (peak, with "cosine") learning rate. Smaller than
-        :class:`AutoencoderTransformer`'s: the network starts at the linear
-        model's solution, which larger first steps disturb.
+    learning_rate_init : float, default=1e-3
+        Adam's initial (peak, with "cosine") learning rate. With hidden
+        layers only the perceptrons beside the linear path train, and the
+        linear path stays the linear model; without, the linear path
+        trains.
 
     learning_rate, alpha, shuffle, n_iter_no_change, validation_fraction
         As in :class:`AutoencoderTransformer`, with the same defaults; an
@@ -226,7 +228,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         activation="gelu",
         batch_size="auto",
         max_iter="auto",
-        learning_rate_init=3e-4,
+        learning_rate_init=1e-3,
         learning_rate="cosine",
         alpha=0.0,
         shuffle=True,

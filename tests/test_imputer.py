@@ -330,3 +330,52 @@ def test_encoding_dim_caps_the_rank_and_is_grid_searched():
     assert grid.fit(X, y).best_params_ == {"autoencoderimputer__encoding_dim": 3}
     with pytest.raises(ValueError, match="encoding_dim"):
         AutoencoderImputer(encoding_dim=0).fit(X)
+
+
+def test_network_beats_the_linear_fill_where_the_conditional_mean_is_nonlinear():
+    # The second and third columns are functions of the first, always
+    # observed, plus noise: their conditional means given it are known, and
+    # no linear model comes near them (t and t**2 are uncorrelated).
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-2, 2, 1000)
+    means = np.column_stack([t, t**2, np.sin(2 * t), np.zeros_like(t)])
+    X = means + np.column_stack(
+        [np.zeros_like(t), 0.05 * rng.normal(size=(1000, 2)), rng.normal(size=1000)]
+    )
+    mask = np.zeros(X.shape, dtype=bool)
+    mask[:, 1:3] = rng.random((1000, 2)) < 0.3
+    X_missing = np.where(mask, np.nan, X)
+    network = AutoencoderImputer(random_state=0).fit(X_missing)
+    linear = AutoencoderImputer(hidden_layer_sizes=(), random_state=0).fit(X_missing)
+    error = _rmse(network.transform(X_missing), means, mask)
+    assert error < 0.4 * _rmse(linear.transform(X_missing), means, mask)
+    assert error < 0.35
+    # The correction's output layer, which starts at zero, was kept trained.
+    assert all(coef.any() for coef in network.coefs_)
+
+
+def test_training_copies_hide_other_entries_each_epoch():
+    from skae._impute._copies import TrainingCopies, fit_linear_model
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(50, 6)) @ rng.normal(size=(6, 6))
+    observed = rng.random(Z.shape) > 0.2
+    Z = np.where(observed, Z, 0.0)
+    model = fit_linear_model(Z, observed, np.random.default_rng(1))
+    copies = TrainingCopies(Z, observed, model, 0.25, np.random.default_rng(2))
+    rows = np.arange(40)
+    pairs = copies.pairs(rows, fresh=True)
+    assert pairs.shape == (40 * copies.n_copies, 6)
+    before = pairs.mask.copy(), pairs.inputs.copy()
+    pairs.new_epoch()
+    assert not np.array_equal(pairs.mask, before[0])
+    tiled = np.tile(observed[rows], (copies.n_copies, 1))
+    # Only observed entries are hidden; the others keep their linear fill.
+    assert not (pairs.mask & ~tiled).any()
+    kept = tiled & ~pairs.mask
+    assert np.array_equal(pairs.inputs[kept], pairs.targets[kept])
+    # Validation pairs stay as they are.
+    fixed = copies.pairs(rows)
+    mask = fixed.mask.copy()
+    fixed.new_epoch()
+    assert np.array_equal(fixed.mask, mask)

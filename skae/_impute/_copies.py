@@ -1,5 +1,6 @@
 """The imputer's linear model and the training copies its network learns from."""
 
+import functools
 import math
 
 import numpy as np
@@ -16,10 +17,14 @@ HELD_OUT = 0.1
 # Up to this many features the multivariate normal model competes with
 # soft-impute.
 GAUSSIAN_MAX_FEATURES = 128
-# The training rows: copies of the data, about TRAINING_ROWS rows in all and
-# at most MAX_COPIES times, each copy with other observed entries hidden.
-TRAINING_ROWS = 20000
-MAX_COPIES = 32
+# The training rows: copies of the data, each with other observed entries
+# hidden, about TRAINING_ROWS rows in all (the mini-batch steps of three
+# epochs of "auto" max_iter, so that a network sees few hidden entries
+# twice), at most MAX_COPIES times and in at most about TRAINING_BYTES of
+# inputs, targets and masks.
+TRAINING_ROWS = 64000
+MAX_COPIES = 256
+TRAINING_BYTES = 2**28
 # The network's dtype.
 NETWORK_DTYPE = np.float32
 
@@ -51,29 +56,50 @@ class TrainingCopies:
 
     Each copy's hidden entries are filled by the linear ``model``; the
     network learns to restore them. :meth:`pairs` gives the
-    :class:`~skae._nn._batches.MaskedPairs` of selected rows.
+    :class:`~skae._nn._batches.MaskedPairs` of selected rows, which hide
+    other entries every epoch when asked for ``fresh`` ones.
     """
 
     def __init__(self, Z, observed, model, mask_fraction, rng):
-        copies = int(np.clip(math.ceil(TRAINING_ROWS / Z.shape[0]), 1, MAX_COPIES))
-        self.inputs, self.masks = [], []
-        for _ in range(copies):
-            hidden = observed & (rng.random(observed.shape) < mask_fraction)
-            self.inputs.append(linear_fill(Z, observed & ~hidden, *model).astype(NETWORK_DTYPE))
-            self.masks.append(hidden)
-        self.targets = Z.astype(NETWORK_DTYPE)
+        n_samples, n_features = Z.shape
+        # Inputs, targets and masks: 9 bytes per entry of each copy.
+        by_bytes = TRAINING_BYTES // max(9 * n_samples * n_features, 1)
+        copies = min(math.ceil(TRAINING_ROWS / n_samples), MAX_COPIES, by_bytes)
+        self.n_copies = max(copies, 1)
+        # The network's inputs are filled in its dtype, by conjugate
+        # gradients: training fills many more rows than transform does.
+        self.Z = Z.astype(NETWORK_DTYPE)
+        self.model = tuple(part.astype(NETWORK_DTYPE) for part in model)
+        self.observed, self.mask_fraction, self.rng = observed, mask_fraction, rng
 
-    def pairs(self, rows):
-        """The training pairs of the selected rows of every copy."""
+    def _draw(self, rows, inputs, masks):
+        """Hide entries of the selected rows anew in every copy, into ``inputs`` and ``masks``."""
+        Z, observed = self.Z[rows], self.observed[rows]
+        n_rows = len(rows)
+        for copy in range(self.n_copies):
+            hidden = observed & (self.rng.random(observed.shape) < self.mask_fraction)
+            part = slice(copy * n_rows, (copy + 1) * n_rows)
+            inputs[part] = linear_fill(Z, observed & ~hidden, *self.model, exact=False)
+            masks[part] = hidden
+
+    def pairs(self, rows, *, fresh=False):
+        """The training pairs of the selected rows of every copy; ``fresh`` remasks them."""
+        shape = (self.n_copies * len(rows), self.Z.shape[1])
+        inputs, masks = np.empty(shape, dtype=NETWORK_DTYPE), np.empty(shape, dtype=bool)
+        self._draw(rows, inputs, masks)
         return MaskedPairs(
-            np.concatenate([filled[rows] for filled in self.inputs]),
-            np.concatenate([self.targets[rows]] * len(self.inputs)),
-            np.concatenate([mask[rows] for mask in self.masks]),
+            inputs,
+            np.concatenate([self.Z[rows]] * self.n_copies),
+            masks,
+            remask=functools.partial(self._draw, rows) if fresh else None,
         )
 
 
 def start_at_model(model, network, sample, generator):
     """A network started at the linear model, a perceptron beside it at zero.
+
+    With a perceptron, only it trains: the linear path stays the linear
+    model. Without, the linear path is the network and trains.
 
     ``network`` gives its ``hidden_layer_sizes`` and ``activation``; a kind
     that scales its codes does it on ``sample``, linear fills of rows.
@@ -98,6 +124,11 @@ def start_at_model(model, network, sample, generator):
         sample=torch.from_numpy(np.asarray(sample, dtype=NETWORK_DTYPE)),
         encoder_components=torch.from_numpy((components * weights).T.copy()),
     )
+    if not module.is_linear:
+        # The linear path stays the linear model: Adam's first steps, of
+        # about the learning rate in every weight, would disturb it.
+        for layer in module.linear_path:
+            layer.requires_grad_(False)
     return module
 
 

@@ -17,8 +17,6 @@ import torch
 from skae._choices import image_shape, resolve_early_stopping
 from skae._fitted import Preparation
 from skae._impute._copies import (
-    MAX_COPIES,
-    TRAINING_ROWS,
     TrainingCopies,
     fit_linear_model,
     start_at_model,
@@ -78,12 +76,21 @@ class LinearStartMixin:
             rows, val_rows = self._split(rows, generator)
         X_val = copies.pairs(val_rows) if early_stopping else None
         start = functools.partial(self._start, generator=generator)
-        return Preparation(copies.pairs(rows), X_val, start)
+        return Preparation(copies.pairs(rows, fresh=True), X_val, start)
+
+    def _keep(self, module, result, run, generator, *, first_call):
+        """Keep the trained network, without the optimizer's state.
+
+        The imputer never resumes training, and its optimizer held the
+        perceptrons' parameters only, the linear path staying as it was.
+        """
+        result.optimizer_state = None
+        return super()._keep(module, result, run, generator, first_call=first_call)
 
     def _start(self, X, generator):
         """The network for training pairs X, or data X, started at the linear model."""
         if isinstance(X, MaskedPairs):
-            sample = X.inputs[: 2 * TRAINING_ROWS // MAX_COPIES]
+            sample = X.inputs[:2000]
         else:
             X = X[:2000]
             observed = self._observed(X)

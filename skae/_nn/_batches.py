@@ -5,7 +5,8 @@ batch of rows at a time, never whole.
 """
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,11 +39,19 @@ class MaskedPairs:
     targets : ndarray of the same shape and dtype
 
     mask : ndarray of bool of the same shape
+
+    remask : callable or None, default=None
+        ``remask(inputs, mask)`` draws other hidden entries for the next
+        epoch, writing the new inputs and mask into the arrays in place, so
+        that a network sees each row hidden anew every epoch rather than
+        learning one fixed hiding by heart. None for pairs that stay as they
+        are (validation pairs, say).
     """
 
     inputs: np.ndarray
     targets: np.ndarray
     mask: np.ndarray
+    remask: Callable | None = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self):
@@ -53,12 +62,18 @@ class MaskedPairs:
         return self.inputs.dtype
 
     def __getitem__(self, rows):
+        """The selected pairs, which stay as they are."""
         return MaskedPairs(self.inputs[rows], self.targets[rows], self.mask[rows])
 
     @property
     def entries_per_row(self):
         """Mean number of scored entries per row, at least a tiny positive number."""
         return max(float(self.mask.sum()) / max(self.shape[0], 1), 1e-12)
+
+    def new_epoch(self):
+        """Hide other entries for the next epoch, where ``remask`` is given."""
+        if self.remask is not None:
+            self.remask(self.inputs, self.mask)
 
 
 def entries_per_row(X):
