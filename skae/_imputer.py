@@ -365,6 +365,10 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
             names = np.concatenate([names, np.asarray(indicators, dtype=object)])
         return np.asarray(names, dtype=object)
 
+    def _orders_codes(self, module):
+        """Never: the imputer's codes are its own, read by no one."""
+        return False
+
     @classmethod
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
