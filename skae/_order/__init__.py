@@ -1,0 +1,1 @@
+"""Ordered codes: the prefixes of a code, as PCA's components."""
