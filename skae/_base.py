@@ -83,12 +83,14 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
         "noise": [StrOptions({"gaussian", "masking"}), None],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
+        "ordered_codes": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
         self,
         encoding_dim=32,
         *,
+        ordered_codes="auto",
         hidden_layer_sizes=(),
         image_shape=None,
         activation="relu",
@@ -115,6 +117,7 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
         verbose=False,
     ):
         self.encoding_dim = encoding_dim
+        self.ordered_codes = ordered_codes
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
         self.activation = activation

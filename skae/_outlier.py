@@ -35,13 +35,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     code's neighbourhood with its neighbours' own, and by the code's mean
     distance to its ``n_neighbors`` nearest training codes, which does not.
     Each count is turned into a robust z-score, its deviation from the
-    training samples' median in units of their median absolute deviation,
-    and ``score_samples`` is minus their sum.
+    training samples' median in units of their normal-consistent median
+    absolute deviation (1.4826 times the MAD, with a floor below which
+    differences are rounding), and ``score_samples`` is minus their sum.
 
     Features measured in units orders of magnitude apart weigh alike: unless
     the data lie in [0, 1], each feature is divided by its robust spread on
     the training data (see Notes), so that a raw table scores about as it
-    would after a scaler.
+    would after a scaler. The network sees the data in those units, so
+    ``shift_``, ``scale_``, ``components_``, ``coefs_`` and
+    ``explained_variance_ratio_`` are in them too.
 
     The estimator follows scikit-learn's outlier detectors, as
     :class:`~sklearn.ensemble.IsolationForest` does: ``score_samples`` is
@@ -89,9 +92,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         reconstructed about as well as new ones. The width used is
         ``n_components_``.
 
+    ordered_codes : {"auto", True, False}, default="auto"
+        Whether to train ordered codes, as in
+        :class:`AutoencoderTransformer`: the first ``j`` units of the code
+        reconstruct the (scaled) data about as well as a model fitted at
+        ``j``. "auto" is True for the linear autoencoder with a linear
+        output trained without ``noise``, False otherwise.
+
     hidden_layer_sizes : array-like of int, default=()
         Widths of the encoder's hidden layers, outermost first; the decoder
-        mirrors them. With ``init="pca"`` (the default) and a linear code,
+        mirrors them. With ``init="auto"`` (the default) and a linear code,
         they form a nonlinear correction beside the network's linear path.
         The default is the linear path alone: on MNIST it scored as well as
         a correction of 128 units, in a third of the time.
@@ -143,6 +153,14 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     n_neighbors_ : int
         Number of neighbours of a code, ``n_neighbors`` capped at the
         number of training samples minus one.
+
+    explained_variance_ratio_ : ndarray of shape (`n_components_`,)
+        As in :class:`AutoencoderTransformer`: its cumulative sum at ``j``
+        is the share of the (scaled) training data's variance that the
+        first ``j`` units of the code reconstruct.
+
+    ordered_codes_ : bool
+        Whether the codes were trained ordered (``ordered_codes`` resolved).
 
     components_, coefs_, intercepts_, shift_, scale_, module_, \
             output_activation_, init_, batch_size_, max_iter_, device_, \
@@ -239,6 +257,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         contamination="auto",
         n_neighbors=50,
         encoding_dim="auto",
+        ordered_codes="auto",
         hidden_layer_sizes=(),
         image_shape=None,
         activation="relu",
@@ -266,6 +285,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     ):
         super().__init__(
             encoding_dim,
+            ordered_codes=ordered_codes,
             hidden_layer_sizes=hidden_layer_sizes,
             image_shape=image_shape,
             activation=activation,
