@@ -3,26 +3,20 @@
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
-from skae._detect._neighbours import CodeNeighbours
 from skae._detect._scores import (
     check_detector_state,
     default_encoding_dim,
     feature_scale,
-    offset,
-    terms_location_scale,
 )
-from skae._nn._batches import encode
-from skae._nn._start import location_scale
-from skae._nn._threads import torch_threads
+from skae._detect._scoring import ScoresMixin
 
 
-class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
+class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
     """Outlier detection with an autoencoder trained in PyTorch.
 
     The autoencoder learns to reconstruct the training data through a
@@ -328,14 +322,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         X = self._scaled(X)
         super()._fit(X, first_call=first_call, incremental=incremental)
         self.n_neighbors_ = min(self.n_neighbors, n_samples - 1)
-        self._train_codes = self._codes(X)
-        self._code_neighbours = CodeNeighbours(self._train_codes, self.n_neighbors_)
-        terms = self._terms(X, self._train_codes)
-        _, data_scale = location_scale(X)
-        location, scale = terms_location_scale(terms, data_scale)
-        self._score_location, self._score_scale = location[:2], scale[:2]
-        self._distance_location, self._distance_scale = float(location[2]), float(scale[2])
-        self.offset_ = offset(self._combine(terms), self.contamination)
+        self._calibrate(X)
         return self
 
     def _encoding_dim(self, X):
@@ -349,49 +336,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     def partial_fit(self, X, y=None):
         """Not available: the scores are calibrated on the whole training set."""
 
-    # Scores
-
-    def _scaled(self, X):
-        """X with each feature divided by its training scale (see ``feature_scale``)."""
-        scale = getattr(self, "_feature_scale", None)
-        if scale is None or np.all(scale == 1):
-            return X
-        if sp.issparse(X):
-            return X.multiply(1.0 / scale).tocsr().astype(X.dtype)
-        return (X / scale).astype(X.dtype, copy=False)
-
     def _validate_for_inference(self, X):
         return self._scaled(super()._validate_for_inference(X))
-
-    def _codes(self, X):
-        with torch_threads(self._work(X)):
-            return encode(self.module_, X).astype(np.float64, copy=False)
-
-    def _neighbours(self):
-        """The training codes' neighbourhoods, rebuilt from the codes when needed."""
-        neighbours = self.__dict__.get("_code_neighbours")
-        if neighbours is None:
-            neighbours = CodeNeighbours(self._train_codes, self.n_neighbors_)
-            self._code_neighbours = neighbours
-        return neighbours
-
-    def _terms(self, X, codes=None):
-        """Each sample's reconstruction error, its code's local outlier factor and
-        mean distance to its nearest training codes: three columns."""
-        residual = self._reconstruction_error(X)
-        if codes is None:
-            codes = self._codes(X)
-        return np.column_stack([residual, self._neighbours().terms(codes)])
-
-    def _terms_location_scale(self):
-        """The three terms' robust locations and scales on the training samples."""
-        location = np.r_[self._score_location, self._distance_location]
-        scale = np.r_[self._score_scale, self._distance_scale]
-        return location, scale
-
-    def _combine(self, terms):
-        location, scale = self._terms_location_scale()
-        return -((terms - location) / scale).sum(axis=1)
 
     def score_samples(self, X):
         """Normality of each sample: the higher, the more normal.
@@ -445,12 +391,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
         check_detector_state(attributes)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # The neighbourhoods are rebuilt from the training codes.
-        state.pop("_code_neighbours", None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
