@@ -35,10 +35,10 @@ from skae._choices import (
     resolve_output_activation,
     validation_rows,
 )
+from skae._codes._ordered import OrderedCodesMixin
 from skae._fitted import FittedNetworkMixin, Preparation
 from skae._nn._batches import rows_of
 from skae._nn._contract import ACTIVATIONS, choose_kind, start_network
-from skae._order._codes import OrderedCodesMixin
 
 
 class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):

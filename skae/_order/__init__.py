@@ -1,1 +1,0 @@
-"""Ordered codes: the prefixes of a code, as PCA's components."""
