@@ -32,7 +32,8 @@ class AutoencoderTransformer(
         Width of the code, the number of features ``transform`` returns. It
         may exceed the number of input features (an overcomplete code); PCA
         initialisation then covers as many units as the data have
-        dimensions, and the others start small and random. A float in
+        dimensions, and the others start with small random encoder weights
+        and zero decoder weights. A float in
         (0, 1) is a share of the variance, as PCA's ``n_components``: the
         network is trained with ordered codes at PCA's number of components
         for that share, then cut to the fewest units whose reconstruction
@@ -101,7 +102,8 @@ class AutoencoderTransformer(
         otherwise. "clip" and "sigmoid"
         require training data in [0, 1]. Started from PCA, a clipped output
         reconstructs at least as well as PCA before any training; a sigmoid
-        output needs the "bce" loss of the tutorials.
+        output is meant for the "bce" loss of the tutorials (it also trains
+        with "mse").
 
     loss : {"mse", "bce"}, default="mse"
         Training loss: mean squared error, or binary cross-entropy, which
@@ -116,9 +118,12 @@ class AutoencoderTransformer(
         otherwise.
 
     batch_size : int or "auto", default="auto"
-        Mini-batch size. "auto" is ``min(200, n_samples)``; a fit (not
-        ``partial_fit``) on small data gets at least ten mini-batches an
-        epoch, of no fewer than 32 rows.
+        Mini-batch size. "auto" is ``min(200, max(32, ceil(n_samples /
+        10)))`` for ``fit``, and at most ``n_samples``, so that data of fewer
+        than 2,000 rows (after any validation split) get about ten
+        mini-batches an epoch of at least 32 rows; ``partial_fit`` uses
+        ``min(200, n_samples)`` of its first chunk. The size used is
+        ``batch_size_``.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
@@ -146,15 +151,18 @@ class AutoencoderTransformer(
     tol : float, default=1e-4
         Tolerance for the optimisation. When the training loss (or the
         validation score, with ``early_stopping``) does not improve by at
-        least ``tol`` for ``n_iter_no_change`` consecutive epochs, training
-        stops. With a linear output ``tol`` is relative to the data's mean
+        least ``tol`` on the best so far for ``n_iter_no_change + 1``
+        consecutive epochs, training stops. With a linear output ``tol`` is relative to the data's mean
         variance (the network's normalised units), so that it does not
         depend on the data's magnitude. Late in a long cosine schedule the
         loss can improve by less than ``tol`` per epoch while the network
         still gets better; ``tol=0`` runs the schedule to its end.
 
-    n_iter_no_change : int, default=10
-        Epochs without improvement by ``tol`` before training stops.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement by ``tol`` that training tolerates: it
+        stops at the next such epoch, the ``n_iter_no_change + 1``-th in a
+        row, as :class:`~sklearn.neural_network.MLPRegressor` does.
+        ``np.inf`` never stops early.
 
     early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data,
@@ -225,14 +233,19 @@ class AutoencoderTransformer(
         have no special meaning, and its entries may be negative.
 
     components_ : ndarray of shape (`n_components_`, `n_features_in_`) or None
-        Decoder weights, one row per code unit, when the decoder is a single
-        linear layer; None otherwise. With ``init="pca"`` and no training
-        they are PCA's ``components_``.
+        Decoder weights of the network's linear path, one row per code unit:
+        the whole decoder without hidden layers, and the linear path beside
+        the perceptron or convolutional correction with hidden layers
+        started at PCA. None for the stacked network of ``init="random"``
+        with hidden layers. With ``init="pca"``, a linear or clipped output
+        and no training, they are PCA's ``components_``.
 
     coefs_ : list of ndarray
-        Weight matrices of the network's linear layers, encoder first, each
-        of shape (n_inputs, n_outputs), as in
-        :class:`~sklearn.neural_network.MLPRegressor`.
+        Weights of the network's layers, encoder first: a dense layer's of
+        shape (n_inputs, n_outputs), as in
+        :class:`~sklearn.neural_network.MLPRegressor`; with ``image_shape``,
+        the convolutions' kernels as 4-d arrays and the group
+        normalisations' scales as vectors, in torch's layout.
 
     intercepts_ : list of ndarray
         Bias vectors of the same layers.
@@ -247,8 +260,10 @@ class AutoencoderTransformer(
 
     module_ : torch.nn.Module
         The trained network, on CPU, built from ``coefs_``, ``intercepts_``,
-        ``shift_`` and ``scale_`` when first needed; changes made to it are
-        not kept.
+        ``shift_`` and ``scale_`` when first needed, and cached. Changes
+        made to it affect this instance's ``transform`` and other methods,
+        but not ``coefs_`` or ``intercepts_``, and are lost when the
+        estimator is pickled, saved, cloned or refitted: do not modify it.
 
     output_activation_ : str
         The output activation used.
@@ -269,11 +284,13 @@ class AutoencoderTransformer(
         The precision of the matrix products in training.
 
     device_ : str
-        The device training ran on, such as "cpu" or "cuda:0".
+        The device training ran on, as resolved from ``device``: "cpu",
+        "cuda", "cuda:1" or "mps", say.
 
     loss_curve_ : list of float
-        Mean training loss per element at the end of each epoch (of the
-        truncated codes, with ordered codes).
+        Mean training loss per element over each epoch: the mean of its
+        mini-batch losses, each computed with the weights of that step (of
+        the truncated codes, with ordered codes).
 
     best_loss_ : float or None
         The minimum of ``loss_curve_``; None with ``early_stopping``.
@@ -289,7 +306,9 @@ class AutoencoderTransformer(
         The best of ``validation_scores_``; None without ``early_stopping``.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs in ``loss_curve_``: the epochs run, less an epoch
+        cut short by divergence, and after an interrupt only those up to
+        the weights kept.
 
     t_ : int
         Number of training samples seen.
