@@ -7,14 +7,19 @@ methods of a transformer that reduces dimensions, as scikit-learn's
 """
 
 import numpy as np
+from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skae._nn._batches import decode, encode
 from skae._nn._threads import torch_threads
 
 
-class CodesMixin:
-    """Encoding, decoding and scoring for a fitted autoencoder of the family."""
+class CodesMixin(TransformerMixin):
+    """Encoding, decoding and scoring for a fitted autoencoder of the family.
+
+    A :class:`~sklearn.base.TransformerMixin`, so that ``set_output`` wraps
+    the ``transform`` defined here.
+    """
 
     def transform(self, X):
         """Encode X into codes.
