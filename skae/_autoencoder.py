@@ -152,11 +152,12 @@ class AutoencoderTransformer(
         Tolerance for the optimisation. When the training loss (or the
         validation score, with ``early_stopping``) does not improve by at
         least ``tol`` on the best so far for ``n_iter_no_change + 1``
-        consecutive epochs, training stops. With a linear output ``tol`` is relative to the data's mean
-        variance (the network's normalised units), so that it does not
-        depend on the data's magnitude. Late in a long cosine schedule the
-        loss can improve by less than ``tol`` per epoch while the network
-        still gets better; ``tol=0`` runs the schedule to its end.
+        consecutive epochs, training stops. With a linear output ``tol`` is
+        relative to the data's mean variance (the network's normalised
+        units), so that it does not depend on the data's magnitude. Late in
+        a long cosine schedule the loss can improve by less than ``tol`` per
+        epoch while the network still gets better; ``tol=0`` runs the
+        schedule to its end.
 
     n_iter_no_change : int or np.inf, default=10
         Epochs without improvement by ``tol`` that training tolerates: it

@@ -198,4 +198,3 @@ def test_detector_takes_ordered_codes(digits, ordered):
     # On data in [0, 1] the output is clipped, where "auto" does not order.
     assert detector.ordered_codes_ is (ordered is True)
     assert detector.get_params()["ordered_codes"] == ordered
-
