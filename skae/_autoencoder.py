@@ -2,17 +2,16 @@
 
 from numbers import Integral
 
-import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils._param_validation import Interval, RealNotInt
 
 from skae._base import BaseAutoencoder
-from skae._nn._batches import decode, encode
-from skae._nn._threads import torch_threads
+from skae._codes._transform import CodesMixin
 
 
-class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseAutoencoder):
+class AutoencoderTransformer(
+    CodesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseAutoencoder
+):
     """Dimensionality reduction with an autoencoder trained in PyTorch.
 
     An autoencoder is a neural network trained to reconstruct its input
@@ -33,7 +32,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Width of the code, the number of features ``transform`` returns. It
         may exceed the number of input features (an overcomplete code); PCA
         initialisation then covers as many units as the data have
-        dimensions, and the others start small and random. A float in
+        dimensions, and the others start with small random encoder weights
+        and zero decoder weights. A float in
         (0, 1) is a share of the variance, as PCA's ``n_components``: the
         network is trained with ordered codes at PCA's number of components
         for that share, then cut to the fewest units whose reconstruction
@@ -102,7 +102,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         otherwise. "clip" and "sigmoid"
         require training data in [0, 1]. Started from PCA, a clipped output
         reconstructs at least as well as PCA before any training; a sigmoid
-        output needs the "bce" loss of the tutorials.
+        output is meant for the "bce" loss of the tutorials (it also trains
+        with "mse").
 
     loss : {"mse", "bce"}, default="mse"
         Training loss: mean squared error, or binary cross-entropy, which
@@ -117,9 +118,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         otherwise.
 
     batch_size : int or "auto", default="auto"
-        Mini-batch size. "auto" is ``min(200, n_samples)``; a fit (not
-        ``partial_fit``) on small data gets at least ten mini-batches an
-        epoch, of no fewer than 32 rows.
+        Mini-batch size. "auto" is ``min(200, max(32, ceil(n_samples /
+        10)))`` for ``fit``, and at most ``n_samples``, so that data of fewer
+        than 2,000 rows (after any validation split) get about ten
+        mini-batches an epoch of at least 32 rows; ``partial_fit`` uses
+        ``min(200, n_samples)`` of its first chunk. The size used is
+        ``batch_size_``.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
@@ -147,15 +151,19 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     tol : float, default=1e-4
         Tolerance for the optimisation. When the training loss (or the
         validation score, with ``early_stopping``) does not improve by at
-        least ``tol`` for ``n_iter_no_change`` consecutive epochs, training
-        stops. With a linear output ``tol`` is relative to the data's mean
-        variance (the network's normalised units), so that it does not
-        depend on the data's magnitude. Late in a long cosine schedule the
-        loss can improve by less than ``tol`` per epoch while the network
-        still gets better; ``tol=0`` runs the schedule to its end.
+        least ``tol`` on the best so far for ``n_iter_no_change + 1``
+        consecutive epochs, training stops. With a linear output ``tol`` is
+        relative to the data's mean variance (the network's normalised
+        units), so that it does not depend on the data's magnitude. Late in
+        a long cosine schedule the loss can improve by less than ``tol`` per
+        epoch while the network still gets better; ``tol=0`` runs the
+        schedule to its end.
 
-    n_iter_no_change : int, default=10
-        Epochs without improvement by ``tol`` before training stops.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement by ``tol`` that training tolerates: it
+        stops at the next such epoch, the ``n_iter_no_change + 1``-th in a
+        row, as :class:`~sklearn.neural_network.MLPRegressor` does.
+        ``np.inf`` never stops early.
 
     early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data,
@@ -226,14 +234,19 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         have no special meaning, and its entries may be negative.
 
     components_ : ndarray of shape (`n_components_`, `n_features_in_`) or None
-        Decoder weights, one row per code unit, when the decoder is a single
-        linear layer; None otherwise. With ``init="pca"`` and no training
-        they are PCA's ``components_``.
+        Decoder weights of the network's linear path, one row per code unit:
+        the whole decoder without hidden layers, and the linear path beside
+        the perceptron or convolutional correction with hidden layers
+        started at PCA. None for the stacked network of ``init="random"``
+        with hidden layers. With ``init="pca"``, a linear or clipped output
+        and no training, they are PCA's ``components_``.
 
     coefs_ : list of ndarray
-        Weight matrices of the network's linear layers, encoder first, each
-        of shape (n_inputs, n_outputs), as in
-        :class:`~sklearn.neural_network.MLPRegressor`.
+        Weights of the network's layers, encoder first: a dense layer's of
+        shape (n_inputs, n_outputs), as in
+        :class:`~sklearn.neural_network.MLPRegressor`; with ``image_shape``,
+        the convolutions' kernels as 4-d arrays and the group
+        normalisations' scales as vectors, in torch's layout.
 
     intercepts_ : list of ndarray
         Bias vectors of the same layers.
@@ -248,8 +261,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     module_ : torch.nn.Module
         The trained network, on CPU, built from ``coefs_``, ``intercepts_``,
-        ``shift_`` and ``scale_`` when first needed; changes made to it are
-        not kept.
+        ``shift_`` and ``scale_`` when first needed, and cached. Changes
+        made to it affect this instance's ``transform`` and other methods,
+        but not ``coefs_`` or ``intercepts_``, and are lost when the
+        estimator is pickled, saved, cloned or refitted: do not modify it.
 
     output_activation_ : str
         The output activation used.
@@ -270,11 +285,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The precision of the matrix products in training.
 
     device_ : str
-        The device training ran on, such as "cpu" or "cuda:0".
+        The device training ran on, as resolved from ``device``: "cpu",
+        "cuda", "cuda:1" or "mps", say.
 
     loss_curve_ : list of float
-        Mean training loss per element at the end of each epoch (of the
-        truncated codes, with ordered codes).
+        Mean training loss per element over each epoch: the mean of its
+        mini-batch losses, each computed with the weights of that step (of
+        the truncated codes, with ordered codes).
 
     best_loss_ : float or None
         The minimum of ``loss_curve_``; None with ``early_stopping``.
@@ -290,7 +307,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The best of ``validation_scores_``; None without ``early_stopping``.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs in ``loss_curve_``: the epochs run, less an epoch
+        cut short by divergence, and after an interrupt only those up to
+        the weights kept.
 
     t_ : int
         Number of training samples seen.
@@ -346,151 +365,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Interval(Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="neither"),
         ],
-        "ordered_codes": ["boolean", StrOptions({"auto"})],
     }
-
-    def __init__(
-        self,
-        encoding_dim=32,
-        *,
-        ordered_codes="auto",
-        hidden_layer_sizes=(),
-        image_shape=None,
-        activation="relu",
-        code_activation="identity",
-        output_activation="auto",
-        loss="mse",
-        init="auto",
-        batch_size="auto",
-        max_iter="auto",
-        learning_rate_init=3e-3,
-        learning_rate="cosine",
-        alpha=0.0,
-        shuffle=True,
-        tol=1e-4,
-        n_iter_no_change=10,
-        early_stopping="auto",
-        validation_fraction=0.1,
-        noise=None,
-        noise_level=0.1,
-        warm_start=False,
-        random_state=None,
-        device="cpu",
-        precision="auto",
-        verbose=False,
-    ):
-        super().__init__(
-            encoding_dim,
-            hidden_layer_sizes=hidden_layer_sizes,
-            image_shape=image_shape,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            loss=loss,
-            init=init,
-            batch_size=batch_size,
-            max_iter=max_iter,
-            learning_rate_init=learning_rate_init,
-            learning_rate=learning_rate,
-            alpha=alpha,
-            shuffle=shuffle,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            noise=noise,
-            noise_level=noise_level,
-            warm_start=warm_start,
-            random_state=random_state,
-            device=device,
-            precision=precision,
-            verbose=verbose,
-        )
-        self.ordered_codes = ordered_codes
-
-    def transform(self, X):
-        """Encode X into codes.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to encode.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, `n_components_`)
-            The codes, in the dtype of X (float64 for other dtypes).
-        """
-        X = self._validate_for_inference(X)
-        with torch_threads(self._work(X)):
-            return encode(self.module_, X)
-
-    def inverse_transform(self, X):
-        """Decode codes into reconstructions of the input.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, `n_components_`)
-            Codes, such as those returned by :meth:`transform`.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, `n_features_in_`)
-            The reconstructions.
-        """
-        check_is_fitted(self)
-        X = check_array(X, dtype=(np.float64, np.float32), order="C")
-        if X.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {self.__class__.__name__} "
-                f"decodes codes of {self.n_components_} features."
-            )
-        with torch_threads(self._work(X)):
-            return decode(self.module_, X)
-
-    def score_samples(self, X):
-        """Negative mean squared reconstruction error of each sample.
-
-        Samples the autoencoder reconstructs badly score low, which makes
-        this an anomaly score.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The data.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            Negative mean squared error over the features of each sample.
-        """
-        X = self._validate_for_inference(X)
-        return -self._reconstruction_error(X)
-
-    def score(self, X, y=None):
-        """Negative mean squared reconstruction error over all of X.
-
-        Higher is better, so that model selection tools can maximise it.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-            Negative mean squared reconstruction error.
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    @property
-    def _n_features_out(self):
-        """Number of transformed output features."""
-        return self.n_components_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

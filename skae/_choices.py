@@ -236,9 +236,10 @@ def resolve_precision(precision, device, module):
 def resolve_batch_size(batch_size, n_samples, incremental):
     """Rows per mini-batch.
 
-    "auto" is ``min(200, n_samples)``; a fit (not ``partial_fit``, whose
-    chunks need not be small data) on small data gets at least ten
-    mini-batches an epoch, of no fewer than 32 rows.
+    "auto" is ``min(200, max(32, ceil(n_samples / 10)))`` for a fit, so that
+    small data get about ten mini-batches an epoch of at least 32 rows, and
+    ``min(200, n_samples)`` for ``partial_fit``, whose chunks need not be
+    small data; never more than ``n_samples``.
     """
     if batch_size == "auto":
         batch_size = 200 if incremental else min(200, max(32, -(-n_samples // 10)))

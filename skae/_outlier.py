@@ -3,26 +3,20 @@
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
-from skae._detect._neighbours import CodeNeighbours
 from skae._detect._scores import (
     check_detector_state,
     default_encoding_dim,
     feature_scale,
-    offset,
-    terms_location_scale,
 )
-from skae._nn._batches import encode
-from skae._nn._start import location_scale
-from skae._nn._threads import torch_threads
+from skae._detect._scoring import ScoresMixin
 
 
-class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
+class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
     """Outlier detection with an autoencoder trained in PyTorch.
 
     The autoencoder learns to reconstruct the training data through a
@@ -35,13 +29,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     code's neighbourhood with its neighbours' own, and by the code's mean
     distance to its ``n_neighbors`` nearest training codes, which does not.
     Each count is turned into a robust z-score, its deviation from the
-    training samples' median in units of their median absolute deviation,
-    and ``score_samples`` is minus their sum.
+    training samples' median in units of their normal-consistent median
+    absolute deviation (1.4826 times the MAD, with a floor below which
+    differences are rounding), and ``score_samples`` is minus their sum.
 
     Features measured in units orders of magnitude apart weigh alike: unless
     the data lie in [0, 1], each feature is divided by its robust spread on
     the training data (see Notes), so that a raw table scores about as it
-    would after a scaler.
+    would after a scaler. The network sees the data in those units, so
+    ``shift_``, ``scale_``, ``components_``, ``coefs_`` and
+    ``explained_variance_ratio_`` are in them too.
 
     The estimator follows scikit-learn's outlier detectors, as
     :class:`~sklearn.ensemble.IsolationForest` does: ``score_samples`` is
@@ -89,9 +86,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         reconstructed about as well as new ones. The width used is
         ``n_components_``.
 
+    ordered_codes : {"auto", True, False}, default="auto"
+        Whether to train ordered codes, as in
+        :class:`AutoencoderTransformer`: the first ``j`` units of the code
+        reconstruct the (scaled) data about as well as a model fitted at
+        ``j``. "auto" is True for the linear autoencoder with a linear
+        output trained without ``noise``, False otherwise.
+
     hidden_layer_sizes : array-like of int, default=()
         Widths of the encoder's hidden layers, outermost first; the decoder
-        mirrors them. With ``init="pca"`` (the default) and a linear code,
+        mirrors them. With ``init="auto"`` (the default) and a linear code,
         they form a nonlinear correction beside the network's linear path.
         The default is the linear path alone: on MNIST it scored as well as
         a correction of 128 units, in a third of the time.
@@ -143,6 +147,14 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     n_neighbors_ : int
         Number of neighbours of a code, ``n_neighbors`` capped at the
         number of training samples minus one.
+
+    explained_variance_ratio_ : ndarray of shape (`n_components_`,)
+        As in :class:`AutoencoderTransformer`: its cumulative sum at ``j``
+        is the share of the (scaled) training data's variance that the
+        first ``j`` units of the code reconstruct.
+
+    ordered_codes_ : bool
+        Whether the codes were trained ordered (``ordered_codes`` resolved).
 
     components_, coefs_, intercepts_, shift_, scale_, module_, \
             output_activation_, init_, batch_size_, max_iter_, device_, \
@@ -239,6 +251,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         contamination="auto",
         n_neighbors=50,
         encoding_dim="auto",
+        ordered_codes="auto",
         hidden_layer_sizes=(),
         image_shape=None,
         activation="relu",
@@ -266,6 +279,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     ):
         super().__init__(
             encoding_dim,
+            ordered_codes=ordered_codes,
             hidden_layer_sizes=hidden_layer_sizes,
             image_shape=image_shape,
             activation=activation,
@@ -308,14 +322,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
         X = self._scaled(X)
         super()._fit(X, first_call=first_call, incremental=incremental)
         self.n_neighbors_ = min(self.n_neighbors, n_samples - 1)
-        self._train_codes = self._codes(X)
-        self._code_neighbours = CodeNeighbours(self._train_codes, self.n_neighbors_)
-        terms = self._terms(X, self._train_codes)
-        _, data_scale = location_scale(X)
-        location, scale = terms_location_scale(terms, data_scale)
-        self._score_location, self._score_scale = location[:2], scale[:2]
-        self._distance_location, self._distance_scale = float(location[2]), float(scale[2])
-        self.offset_ = offset(self._combine(terms), self.contamination)
+        self._calibrate(X)
         return self
 
     def _encoding_dim(self, X):
@@ -329,49 +336,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     def partial_fit(self, X, y=None):
         """Not available: the scores are calibrated on the whole training set."""
 
-    # Scores
-
-    def _scaled(self, X):
-        """X with each feature divided by its training scale (see ``feature_scale``)."""
-        scale = getattr(self, "_feature_scale", None)
-        if scale is None or np.all(scale == 1):
-            return X
-        if sp.issparse(X):
-            return X.multiply(1.0 / scale).tocsr().astype(X.dtype)
-        return (X / scale).astype(X.dtype, copy=False)
-
     def _validate_for_inference(self, X):
         return self._scaled(super()._validate_for_inference(X))
-
-    def _codes(self, X):
-        with torch_threads(self._work(X)):
-            return encode(self.module_, X).astype(np.float64, copy=False)
-
-    def _neighbours(self):
-        """The training codes' neighbourhoods, rebuilt from the codes when needed."""
-        neighbours = self.__dict__.get("_code_neighbours")
-        if neighbours is None:
-            neighbours = CodeNeighbours(self._train_codes, self.n_neighbors_)
-            self._code_neighbours = neighbours
-        return neighbours
-
-    def _terms(self, X, codes=None):
-        """Each sample's reconstruction error, its code's local outlier factor and
-        mean distance to its nearest training codes: three columns."""
-        residual = self._reconstruction_error(X)
-        if codes is None:
-            codes = self._codes(X)
-        return np.column_stack([residual, self._neighbours().terms(codes)])
-
-    def _terms_location_scale(self):
-        """The three terms' robust locations and scales on the training samples."""
-        location = np.r_[self._score_location, self._distance_location]
-        scale = np.r_[self._score_scale, self._distance_scale]
-        return location, scale
-
-    def _combine(self, terms):
-        location, scale = self._terms_location_scale()
-        return -((terms - location) / scale).sum(axis=1)
 
     def score_samples(self, X):
         """Normality of each sample: the higher, the more normal.
@@ -425,12 +391,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
         check_detector_state(attributes)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # The neighbourhoods are rebuilt from the training codes.
-        state.pop("_code_neighbours", None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

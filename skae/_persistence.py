@@ -121,11 +121,17 @@ def save(estimator, file):
 
     Parameters
     ----------
-    estimator : AutoencoderTransformer
+    estimator : AutoencoderTransformer, AutoencoderImputer or \
+            AutoencoderOutlierDetector
         The estimator to save. Its ``random_state`` must be an int or None.
 
     file : str, path-like or file-like object
         Where to write. A file object must be open for binary writing.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not one of skae's estimators.
 
     See Also
     --------
@@ -310,8 +316,10 @@ def _decode_params(cls, metadata):
             f"{metadata.get('skae_version')!r}, a version this one cannot read."
         )
     params = dict(params)
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    # JSON has no tuples: the parameters given as tuples come back as such.
+    for name in ("hidden_layer_sizes", "image_shape"):
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
     return params
 
 
@@ -333,7 +341,8 @@ def load(file):
 
     Returns
     -------
-    estimator : AutoencoderTransformer
+    estimator : AutoencoderTransformer, AutoencoderImputer or \
+            AutoencoderOutlierDetector
         The estimator, fitted if it was fitted when saved.
 
     See Also

@@ -632,3 +632,20 @@ def test_python_m_skae_reports_errors_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "usage" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["compare", "--help"]])
+def test_help_and_version_exit_with_status_0(capsys, args):
+    with pytest.raises(SystemExit) as raised:
+        main(args)
+    assert raised.value.code == 0
+    assert capsys.readouterr().out
+
+
+def test_interrupted_compare_returns_130(capsys, monkeypatch):
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "compare", interrupt)
+    assert main(["compare"]) == 130
+    assert capsys.readouterr().err == "\nskae compare: interrupted\n"

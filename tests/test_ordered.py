@@ -187,3 +187,14 @@ def test_detector_explains_its_variance(digits):
     detector = AutoencoderOutlierDetector(encoding_dim=6, max_iter=2, random_state=0).fit(X)
     assert detector.explained_variance_ratio_.shape == (6,)
     assert 0 < detector.explained_variance_ratio_.sum() < 1
+
+
+@pytest.mark.parametrize("ordered", ["auto", True, False])
+def test_detector_takes_ordered_codes(digits, ordered):
+    X = digits[0][:300]
+    detector = AutoencoderOutlierDetector(
+        encoding_dim=6, ordered_codes=ordered, max_iter=2, random_state=0
+    ).fit(X)
+    # On data in [0, 1] the output is clipped, where "auto" does not order.
+    assert detector.ordered_codes_ is (ordered is True)
+    assert detector.get_params()["ordered_codes"] == ordered

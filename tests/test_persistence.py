@@ -123,6 +123,16 @@ def test_unfitted_estimator_round_trip(digits):
         restored.transform(digits[0])
 
 
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, AutoencoderOutlierDetector])
+@pytest.mark.parametrize("shape", [(8, 8), (1, 8, 8)])
+def test_tuples_among_the_parameters_come_back_as_tuples(cls, shape):
+    estimator = cls(image_shape=shape, hidden_layer_sizes=(4, 2), ordered_codes=False)
+    restored = load(io.BytesIO(_saved(estimator)))
+    assert restored.image_shape == shape
+    assert restored.hidden_layer_sizes == (4, 2)
+    assert restored.get_params() == estimator.get_params()
+
+
 def test_random_state_instance_is_refused(digits):
     ae = AutoencoderTransformer(random_state=np.random.RandomState(0))
     with pytest.raises(ValueError, match="Only an int or None random_state can be saved"):

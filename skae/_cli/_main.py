@@ -309,7 +309,9 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 when the data cannot be used, 2 for usage errors.
+        0 on success, 1 when the data cannot be used, 2 for usage errors,
+        130 when interrupted. ``--help`` and ``--version`` print and raise
+        ``SystemExit(0)``, as :mod:`argparse` does.
     """
     try:
         args = parse_args(argv)

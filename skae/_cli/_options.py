@@ -174,7 +174,8 @@ def _build_parser():
         metavar="D1,D2,...",
         help=(
             "encoding dimensions to try (default: the powers of two from 2 to "
-            f"{LARGEST_DEFAULT_DIM} that are smaller than the number of features)"
+            f"{LARGEST_DEFAULT_DIM} that are smaller than both the number of features "
+            "and of training samples, 1 if none is)"
         ),
     )
     compare.add_argument(

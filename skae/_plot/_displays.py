@@ -29,9 +29,10 @@ class LossCurveDisplay:
     Parameters
     ----------
     loss_curve : array-like of shape (n_epochs,)
-        Training loss at the end of each epoch, the estimator's
-        ``loss_curve_``: the mean loss per value, in the data's units for
-        the squared error.
+        The mean training loss per value over each epoch (the mean of its
+        mini-batch losses), the estimator's ``loss_curve_``; for the squared
+        error in the data's units (for AutoencoderImputer, its scaled
+        features' units).
 
     validation_scores : array-like of shape (n_epochs,), default=None
         Negative mean squared error on the validation set after each

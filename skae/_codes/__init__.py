@@ -1,0 +1,1 @@
+"""The code of a fitted autoencoder: encoding, decoding, and ordered prefixes."""
