@@ -88,8 +88,9 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         Activation of the hidden layers.
 
     batch_size : int or "auto", default="auto"
-        Mini-batch size. "auto" is ``min(200, n_rows)`` with at least ten
-        mini-batches an epoch, where ``n_rows`` counts the training copies.
+        Mini-batch size. "auto" is ``min(200, max(32, ceil(n_rows / 10)))``:
+        about ten mini-batches an epoch, of at least 32 rows, where
+        ``n_rows`` counts the training copies.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs over the training copies. "auto" plans about
@@ -121,8 +122,13 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         hidden entries of the training copies, the validation split, weight
         initialisation and shuffling. Pass an int for reproducible results.
 
-    device, precision, verbose
+    device, verbose
         As in :class:`AutoencoderTransformer`, with the same defaults.
+
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        As in :class:`AutoencoderTransformer`, except that the imputer's
+        network is float32 on float64 data too: "auto" trains in float32,
+        or in bfloat16 for a large network on a CPU with AMX or on CUDA.
 
     Attributes
     ----------
@@ -131,8 +137,10 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         model), the width of the network's code.
 
     coefs_ : list of ndarray
-        Weight matrices of the network's linear layers, each of shape
-        (n_inputs, n_outputs).
+        Weights of the network's layers: a dense layer's of shape
+        (n_inputs, n_outputs); with ``image_shape``, the convolutions'
+        kernels as 4-d arrays and the group normalisations' scales as
+        vectors, in torch's layout.
 
     intercepts_ : list of ndarray
         Bias vectors of the same layers.
@@ -142,7 +150,8 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
 
     loss_curve_ : list of float
         Mean squared error on the hidden entries of the training copies, in
-        the scaled features' units, at the end of each epoch.
+        the scaled features' units, over each epoch: the mean of its
+        mini-batch losses. The copies hide other entries every epoch.
 
     validation_scores_ : list of float or None
         Negative mean squared error on the hidden entries of the validation

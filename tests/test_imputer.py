@@ -379,3 +379,23 @@ def test_training_copies_hide_other_entries_each_epoch():
     mask = fixed.mask.copy()
     fixed.new_epoch()
     assert np.array_equal(fixed.mask, mask)
+
+
+def test_training_hides_other_entries_every_epoch_after_the_first(monkeypatch):
+    from skae._nn._batches import MaskedPairs
+
+    masks = []
+    new_epoch = MaskedPairs.new_epoch
+
+    def recording(pairs):
+        new_epoch(pairs)
+        masks.append(pairs.mask.copy())
+
+    monkeypatch.setattr(MaskedPairs, "new_epoch", recording)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5))
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, n_iter_no_change=np.inf, random_state=0)
+    AutoencoderImputer(**params).fit(X)
+    assert len(masks) == 2
+    assert not np.array_equal(masks[0], masks[1])

@@ -21,6 +21,7 @@ from skae._nn._accept import (
     significant,
 )
 from skae._nn._batches import (
+    MaskedPairs,
     batches,
     entries_per_row,
     inference_rows,
@@ -238,6 +239,9 @@ class Run:
     def epoch(self, epoch):
         """Run one epoch; returns whether training is to stop."""
         module, X, options, result = self.module, self.X, self.options, self.result
+        if result.n_epochs and isinstance(X, MaskedPairs):
+            # Pairs that hide entries hide others every epoch after the first.
+            X.new_epoch()
         module.train()
         order = torch.randperm(X.shape[0], generator=self.generator) if options.shuffle else None
         selections = batches(X.shape[0], options.batch_size, order)

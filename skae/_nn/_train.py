@@ -81,7 +81,7 @@ def train(
     weights seen, the starting weights among them: those of the best
     validation score when ``X_val`` is given (and only if they beat the
     starting weights on the validation rows by a paired test, see
-    :func:`_significant`), else of the lowest training loss. Training stops
+    :func:`~skae._nn._accept.significant`), else of the lowest training loss. Training stops
     when the criterion has not improved by ``tol`` for ``n_iter_no_change``
     epochs; when the loss grows to ``DIVERGENCE_FACTOR``
     times that of the starting weights (or of an output of zeros, if larger)
