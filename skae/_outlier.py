@@ -9,6 +9,7 @@ from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
 from skae._detect._scores import (
+    REQUIRED_STATE,
     check_detector_state,
     default_encoding_dim,
     feature_scale,
@@ -233,17 +234,7 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
     }
 
-    _state_names = (
-        *BaseAutoencoder._state_names,
-        "offset_",
-        "n_neighbors_",
-        "_train_codes",
-        "_score_location",
-        "_score_scale",
-        "_distance_location",
-        "_distance_scale",
-        "_feature_scale",
-    )
+    _state_names = (*BaseAutoencoder._state_names, *REQUIRED_STATE, "_feature_scale")
 
     def __init__(
         self,

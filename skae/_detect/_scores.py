@@ -128,6 +128,19 @@ def feature_scale(X):
     return np.where(spread > floor, spread, 1.0)
 
 
+# The detector's own fitted attributes that every file holds (files from
+# before the distance term get its two, see check_detector_state).
+REQUIRED_STATE = (
+    "offset_",
+    "n_neighbors_",
+    "_train_codes",
+    "_score_location",
+    "_score_scale",
+    "_distance_location",
+    "_distance_scale",
+)
+
+
 def check_detector_state(attributes):
     """Check the detector's own fitted attributes read from a file.
 
@@ -139,18 +152,7 @@ def check_detector_state(attributes):
     older = {"_distance_location", "_distance_scale"}.isdisjoint(attributes)
     if older:
         attributes.update(_distance_location=0.0, _distance_scale=math.inf)
-    require_attributes(
-        attributes,
-        (
-            "offset_",
-            "n_neighbors_",
-            "_train_codes",
-            "_score_location",
-            "_score_scale",
-            "_distance_location",
-            "_distance_scale",
-        ),
-    )
+    require_attributes(attributes, REQUIRED_STATE)
     if "_feature_scale" in attributes:
         n_features = attributes["_network_spec"]["n_features"]
         fitted_array(attributes, "_feature_scale", (n_features,), dtypes=("float64",))
