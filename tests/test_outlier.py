@@ -1,9 +1,7 @@
 """Tests of AutoencoderOutlierDetector."""
 
 import io
-import json
 import pickle
-import zipfile
 
 import numpy as np
 import pytest
@@ -336,57 +334,6 @@ def test_auto_contamination_flags_what_the_docstring_says_on_clean_data(name, ma
     detector = AutoencoderOutlierDetector(random_state=0).fit(make(rng, 1000))
     flagged = np.mean(detector.predict(make(rng, 1000)) == -1)
     assert abs(flagged - documented) < 0.02
-
-
-def _saved_with(detector, **changes):
-    """The saved ``detector`` with its attributes set to the values of ``changes``.
-
-    An attribute whose value is None is dropped.
-    """
-    buffer = io.BytesIO()
-    save(detector, buffer)
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        contents = {member: archive.read(member) for member in archive.namelist()}
-    metadata = json.loads(contents["metadata.json"])
-    for name, value in changes.items():
-        if value is None:
-            del metadata["attributes"][name]
-        else:
-            metadata["attributes"][name] = {"value": value}
-    contents["metadata.json"] = json.dumps(metadata).encode()
-    tampered = io.BytesIO()
-    with zipfile.ZipFile(tampered, "w") as archive:
-        for member, content in contents.items():
-            archive.writestr(member, content)
-    tampered.seek(0)
-    return tampered
-
-
-@pytest.mark.parametrize(
-    "name, value, message",
-    [
-        ("_distance_location", float("nan"), r"_distance_location=nan .* a finite number"),
-        ("_distance_location", "1.0", r"_distance_location='1.0' is not one skae writes"),
-        ("_distance_location", None, r"lacks \['_distance_location'\]"),
-        ("_distance_scale", 0.0, r"_distance_scale=0.0 .* a finite positive number"),
-        ("_distance_scale", -1.0, r"_distance_scale=-1.0 .* a finite positive number"),
-        ("_distance_scale", float("inf"), r"_distance_scale=inf .* a finite positive number"),
-        ("_distance_scale", None, r"lacks \['_distance_scale'\]"),
-    ],
-)
-def test_tampered_distance_term_is_refused_by_load(fitted, name, value, message):
-    with pytest.raises(ValueError, match=message):
-        load(_saved_with(fitted, **{name: value}))
-
-
-def test_file_without_the_distance_term_loads_and_scores_without_it(fitted, data):
-    # A file written before the distance term holds neither of its attributes.
-    X, _ = data
-    loaded = load(_saved_with(fitted, _distance_location=None, _distance_scale=None))
-    terms = fitted._terms(fitted._validate_for_inference(X))
-    expected = -((terms[:, :2] - fitted._score_location) / fitted._score_scale).sum(axis=1)
-    np.testing.assert_allclose(loaded.score_samples(X), expected, rtol=1e-12)
-    assert not np.allclose(fitted.score_samples(X), expected)
 
 
 def test_onnx_graph_scores_a_raw_table_in_mixed_units_as_the_detector_does():

@@ -634,6 +634,13 @@ def test_imputer_and_detector_round_trip(fitted_imputer, fitted_detector):
         ("_score_scale", np.array([1.0, -1.0]), r"_score_scale=.* positive spreads"),
         ("_score_scale", np.array([1.0]), r"_score_scale=.* of shape \(2\)"),
         ("_score_location", np.array([np.nan, 0.0]), r"_score_location=.* a finite"),
+        ("_distance_location", float("nan"), r"_distance_location=nan .* a finite number"),
+        ("_distance_location", "1.0", r"_distance_location='1.0' is not one skae writes"),
+        ("_distance_location", _MISSING, r"lacks \['_distance_location'\]"),
+        ("_distance_scale", 0.0, r"_distance_scale=0.0 .* a finite positive number"),
+        ("_distance_scale", -1.0, r"_distance_scale=-1.0 .* a finite positive number"),
+        ("_distance_scale", float("inf"), r"_distance_scale=inf .* a finite positive number"),
+        ("_distance_scale", _MISSING, r"lacks \['_distance_scale'\]"),
     ],
 )
 def test_tampered_detector_state(fitted_detector, name, value, message):
@@ -641,6 +648,19 @@ def test_tampered_detector_state(fitted_detector, name, value, message):
     assert detector.n_components_ == 6
     with pytest.raises(ValueError, match="(?s)" + message):
         load(io.BytesIO(_with_attribute(_saved(detector), name, value)))
+
+
+def test_detector_file_without_the_distance_term_loads_and_scores_without_it(fitted_detector):
+    # A file written before the distance term holds neither of its attributes.
+    detector, X = fitted_detector
+    data = _saved(detector)
+    for name in ("_distance_location", "_distance_scale"):
+        data = _with_attribute(data, name, _MISSING)
+    loaded = load(io.BytesIO(data))
+    terms = detector._terms(detector._validate_for_inference(X))
+    expected = -((terms[:, :2] - detector._score_location) / detector._score_scale).sum(axis=1)
+    np.testing.assert_allclose(loaded.score_samples(X), expected, rtol=1e-12)
+    assert not np.allclose(detector.score_samples(X), expected)
 
 
 @pytest.mark.parametrize(
