@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from skae._nn._batches import MaskedPairs, inference_rows, iter_pairs
+from skae._nn._batches import MaskedPairs, inference_rows, normalized_pairs
 from skae._nn._objective import prefix_codes, row_errors
 
 # Trained weights replace the starting ones only if their validation error
@@ -36,9 +36,7 @@ def prefix_errors(module, X, dims, *, device="cpu", fill=None):
     """
     rows = max(1, inference_rows(X.shape[1], np.float64) // 2)
     batches_ = []
-    for inputs, targets, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
-        target = module.normalize(targets)
-        inputs = target if mask is None else module.normalize(inputs)
+    for inputs, target, mask in normalized_pairs(module, X, rows, device=device):
         batches_.append((module.codes(inputs), target, mask))
     if fill is None:
         fill = torch.cat([codes for codes, _, _ in batches_]).mean(dim=0)

@@ -219,6 +219,14 @@ def iter_pairs(X, batch_size, *, device, dtype=None):
     yield from arrays
 
 
+def normalized_pairs(module, X, batch_size, *, device):
+    """Yield (inputs, targets, mask) of consecutive rows of X, as :func:`iter_pairs`
+    does, in ``module``'s normalised space."""
+    for inputs, targets, mask in iter_pairs(X, batch_size, device=device, dtype=module.dtype):
+        target = module.normalize(targets)
+        yield (target if mask is None else module.normalize(inputs)), target, mask
+
+
 @torch.no_grad()
 def reconstruction_error(module, X, *, device="cpu"):
     """Mean squared reconstruction error of each row of X, as a float64 array.
@@ -231,9 +239,7 @@ def reconstruction_error(module, X, *, device="cpu"):
     """
     errors = []
     rows = _pass_rows(module, X.targets if isinstance(X, MaskedPairs) else X)
-    for inputs, targets, mask in iter_pairs(X, rows, device=device, dtype=module.dtype):
-        target = module.normalize(targets)
-        inputs = target if mask is None else module.normalize(inputs)
+    for inputs, target, mask in normalized_pairs(module, X, rows, device=device):
         squares = (module.activate(module(inputs)) - target).square_()
         if mask is None:
             errors.append(squares.mean(dim=1).double().cpu())
