@@ -4,7 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import OutlierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from skae._base import BaseAutoencoder
@@ -78,8 +78,11 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
         scored better than 20 or 35: the neighbourhoods of a few hundred
         samples are noisy.
 
-    encoding_dim : int or "auto", default="auto"
-        Width of the code. "auto" is ``min(32, n_features -
+    encoding_dim : int, float or "auto", default="auto"
+        Width of the code. A float in (0, 1) is, as PCA's
+        ``n_components``, the share of the (scaled) training data's variance
+        the code explains, with the fewest units that explain it, as in
+        :class:`AutoencoderTransformer`. "auto" is ``min(32, n_features -
         ceil(sqrt(n_features)), n_samples // 10)``, at least 1: at most 32
         units, at least ``sqrt(n_features)`` dimensions left out of the
         code, where the reconstruction error lives, and at least 10
@@ -92,7 +95,8 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
         :class:`AutoencoderTransformer`: the first ``j`` units of the code
         reconstruct the (scaled) data about as well as a model fitted at
         ``j``. "auto" is True for the linear autoencoder with a linear
-        output trained without ``noise``, False otherwise.
+        output trained without ``noise`` and for a float ``encoding_dim``,
+        False otherwise.
 
     hidden_layer_sizes : array-like of int, default=()
         Widths of the encoder's hidden layers, outermost first; the decoder
@@ -229,7 +233,11 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,
-        "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "encoding_dim": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            StrOptions({"auto"}),
+        ],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
     }
@@ -318,7 +326,7 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
 
     def _encoding_dim(self, X):
         if self.encoding_dim != "auto":
-            return self.encoding_dim
+            return super()._encoding_dim(X)
         if X is None:
             return self._network_spec["encoding_dim"]
         return default_encoding_dim(*X.shape)

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
@@ -142,6 +143,21 @@ def test_explicit_code_width_is_used(data):
     X, _ = data
     detector = AutoencoderOutlierDetector(encoding_dim=3, **FAST).fit(X)
     assert detector.n_components_ == 3
+
+
+def test_fraction_of_variance_sets_the_code_as_for_pca(data):
+    X, y = data
+    detector = AutoencoderOutlierDetector(encoding_dim=0.9, **FAST).fit(X)
+    scaled = PCA(0.9).fit(detector._scaled(X))
+    assert detector.n_components_ == scaled.n_components_ == 3
+    assert detector.explained_variance_ratio_.sum() >= 0.9
+    assert roc_auc_score(y, -detector.score_samples(X)) > 0.95
+
+
+@pytest.mark.parametrize("encoding_dim", [1.0, 0.0, float("nan"), "half"])
+def test_bad_fraction_is_refused(data, encoding_dim):
+    with pytest.raises(ValueError, match="encoding_dim"):
+        AutoencoderOutlierDetector(encoding_dim=encoding_dim, **FAST).fit(data[0])
 
 
 def test_works_after_a_scaler_in_a_pipeline():
