@@ -1,5 +1,6 @@
 """Ordered codes, encoding_dim as a share of the variance, explained_variance_ratio_."""
 
+import copy
 import io
 
 import numpy as np
@@ -13,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
 from skae._choices import components_for_fraction
+from skae._nn import _accept
 from skae._nn._objective import prefix_codes
 from skae._nn.conv import ConvolutionalAutoencoder
 from skae._nn.linear import Autoencoder
@@ -148,6 +150,39 @@ def test_ordered_residual_prefixes_are_no_worse_than_pca(digits):
     ).fit(X_train)
     ratios = ae._prefix_errors(X_test, dims).mean(axis=1) / _pca_errors(X_train, X_test, dims)
     assert ratios.max() < 1.02 and ratios.mean() < 0.97
+
+
+@pytest.mark.parametrize("pass_rows", [None, 64])
+def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(digits, monkeypatch, pass_rows):
+    X = digits[0][:300].astype(np.float64)
+    ae = AutoencoderTransformer(
+        8, hidden_layer_sizes=(16,), ordered_codes=True, max_iter=2, random_state=0
+    ).fit(X)
+    module, dims = ae.module_, [1, 2, 4, 8]
+    if pass_rows is not None:
+        # Passes of 32 rows, decoded in slices of 8 rows per prefix.
+        monkeypatch.setattr(_accept, "inference_rows", lambda width, dtype: pass_rows)
+    errors = _accept.prefix_errors(module, X, dims, fill=ae._code_fill)
+    for row, n_kept in zip(errors, dims, strict=True):
+        cut = copy.deepcopy(module).truncate(n_kept, ae._code_fill)
+        with torch.no_grad():
+            reconstruction = cut.decode(cut.encode(torch.from_numpy(X))).numpy()
+        expected = ((reconstruction - X) ** 2).mean(axis=1)
+        np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("held_bytes", [0, 2**24])
+def test_prefix_errors_held_between_calls_are_those_of_a_fresh_pass(
+    digits, monkeypatch, held_bytes
+):
+    X = digits[0][:300].astype(np.float32)
+    ae = AutoencoderTransformer(8, max_iter=2, random_state=0).fit(X)
+    monkeypatch.setattr(_accept, "HELD_BYTES", held_bytes)
+    score = _accept.PrefixErrors(ae.module_, X, [1, 2, 4, 8], device="cpu")
+    assert (score.held is not None) is (held_bytes > 0)
+    expected = _accept.prefix_errors(ae.module_, X, [1, 2, 4, 8])
+    np.testing.assert_array_equal(score(), expected)
+    np.testing.assert_array_equal(score(), expected)
 
 
 def test_ordering_is_off_by_default_with_hidden_layers(digits):
