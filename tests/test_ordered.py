@@ -152,15 +152,20 @@ def test_ordered_residual_prefixes_are_no_worse_than_pca(digits):
     assert ratios.max() < 1.02 and ratios.mean() < 0.97
 
 
+@pytest.mark.parametrize("stacked_bytes", [0, 2**24])
 @pytest.mark.parametrize("pass_rows", [None, 64])
-def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(digits, monkeypatch, pass_rows):
+def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(
+    digits, monkeypatch, pass_rows, stacked_bytes
+):
     X = digits[0][:300].astype(np.float64)
     ae = AutoencoderTransformer(
         8, hidden_layer_sizes=(16,), ordered_codes=True, max_iter=2, random_state=0
     ).fit(X)
     module, dims = ae.module_, [1, 2, 4, 8]
+    # Each prefix decoded by itself, or all of them in one call.
+    monkeypatch.setattr(_accept, "STACKED_BYTES", stacked_bytes)
     if pass_rows is not None:
-        # Passes of 32 rows, decoded in slices of 8 rows per prefix.
+        # Passes of 32 rows.
         monkeypatch.setattr(_accept, "inference_rows", lambda width, dtype: pass_rows)
     errors = _accept.prefix_errors(module, X, dims, fill=ae._code_fill)
     for row, n_kept in zip(errors, dims, strict=True):
@@ -171,13 +176,15 @@ def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(digits, monkeyp
         np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("stacked_bytes", [0, 2**24])
 @pytest.mark.parametrize("held_bytes", [0, 2**24])
 def test_prefix_errors_held_between_calls_are_those_of_a_fresh_pass(
-    digits, monkeypatch, held_bytes
+    digits, monkeypatch, held_bytes, stacked_bytes
 ):
     X = digits[0][:300].astype(np.float32)
     ae = AutoencoderTransformer(8, max_iter=2, random_state=0).fit(X)
     monkeypatch.setattr(_accept, "HELD_BYTES", held_bytes)
+    monkeypatch.setattr(_accept, "STACKED_BYTES", stacked_bytes)
     score = _accept.PrefixErrors(ae.module_, X, [1, 2, 4, 8], device="cpu")
     assert (score.held is not None) is (held_bytes > 0)
     expected = _accept.prefix_errors(ae.module_, X, [1, 2, 4, 8])

@@ -18,8 +18,11 @@ from skae._nn._objective import row_errors
 # is lower by this many standard errors of the paired per-row difference.
 ACCEPT_STANDARD_ERRORS = 1.5
 # Bytes, at most, of the rows that score ordered codes that training holds
-# normalised between epochs, repeated once per prefix.
+# normalised between epochs.
 HELD_BYTES = 2**24
+# Bytes, at most, of a pass's rows repeated once per prefix, to decode every
+# prefix in one call.
+STACKED_BYTES = 2**18
 
 
 def prefix_dims(width):
@@ -47,22 +50,16 @@ def prefix_errors(module, X, dims, *, device="cpu", fill=None):
     fill = torch.as_tensor(fill, dtype=module.dtype, device=device)
     kept = _kept(module, dims, device)
     per_row = X.entries_per_row if isinstance(X, MaskedPairs) else None
-    # The prefixes of a slice of a pass's rows are decoded together, no more
-    # rows in all than a pass holds.
-    step = max(1, rows // len(dims))
     errors = np.empty((len(dims), X.shape[0]))
     start = 0
     for codes, target, mask in batches_:
-        for first in range(0, len(codes), step):
-            part = slice(first, first + step)
-            n = len(codes[part])
-            target_part = target[part].repeat(len(dims), 1)
-            mask_part = None if mask is None else mask[part].repeat(len(dims), 1)
-            part_errors = _decoded_errors(
-                module, codes[part], target_part, mask_part, kept, fill, per_row
-            )
-            errors[:, start : start + n] = part_errors
-            start += n
+        if _stacks(module, target, len(dims)):
+            target = target.repeat(len(dims), 1)
+            mask = None if mask is None else mask.repeat(len(dims), 1)
+        errors[:, start : start + len(codes)] = _pass_errors(
+            module, codes, target, mask, kept, fill, per_row
+        )
+        start += len(codes)
     return errors * float(module.scale) ** 2
 
 
@@ -72,35 +69,52 @@ def _kept(module, dims, device):
     return units < torch.tensor(dims, device=device)[:, None]
 
 
-def _decoded_errors(module, codes, targets, mask, kept, fill, per_row):
-    """Errors of the rows of ``codes`` from each prefix, as a float64 array.
+def _stacks(module, target, n_prefixes):
+    """Whether to decode a pass's rows from every prefix in one call.
 
-    ``targets`` and ``mask`` repeat the rows' once per prefix; all the
-    prefixes are decoded in one call, since on small data the calls, not
-    the arithmetic, take the time.
+    Where the rows of all the prefixes together take at most
+    ``STACKED_BYTES``: on small data the calls, not the arithmetic, take
+    the time (three quarters of it, on 133 rows of 13 features). Larger,
+    they would leave the cache, and each prefix is decoded by itself.
     """
-    prefixed = torch.where(kept[:, None, :], codes, fill).view(-1, codes.shape[1])
-    errors = row_errors(module, module.decode_logits(prefixed), targets, mask, per_row)
-    return errors.view(len(kept), len(codes)).double().cpu().numpy()
+    widest = max(target.shape[1], module.cost_per_row()[1])
+    return n_prefixes * len(target) * widest * target.element_size() <= STACKED_BYTES
+
+
+def _pass_errors(module, codes, targets, mask, kept, fill, per_row):
+    """Errors of one pass's rows from each prefix, a (len(kept), n) float64 array.
+
+    ``targets`` and ``mask`` hold the rows once, to decode each prefix by
+    itself, or once per prefix, to decode them all in one call.
+    """
+    groups = kept.split(len(targets) // len(codes))
+    errors = []
+    for group in groups:
+        prefixed = torch.where(group[:, None, :], codes, fill).view(-1, codes.shape[1])
+        part = row_errors(module, module.decode_logits(prefixed), targets, mask, per_row)
+        errors.append(part.view(len(group), len(codes)).double().cpu().numpy())
+    return np.concatenate(errors)
 
 
 class PrefixErrors:
     """:func:`prefix_errors` of fixed rows, for a training loop to call every epoch.
 
-    Rows of an array or sparse matrix whose copies, one per prefix, take
-    at most ``HELD_BYTES`` are normalised once and held between calls;
-    others are passed through :func:`prefix_errors` at each call. The
-    fill is the mean of the rows' codes.
+    Rows of an array or sparse matrix that take at most ``HELD_BYTES``
+    once normalised are normalised once and held between calls; others
+    pass through :func:`prefix_errors` at each call. The fill is the mean
+    of the rows' codes.
     """
 
     def __init__(self, module, X, dims, *, device):
         self.module, self.X, self.dims, self.device = module, X, list(dims), device
         self.held = None
         widest = max(X.shape[1], module.cost_per_row()[1])
-        row_bytes = widest * len(self.dims) * torch.finfo(module.dtype).bits // 8
+        row_bytes = widest * torch.finfo(module.dtype).bits // 8
         if not isinstance(X, MaskedPairs) and X.shape[0] * row_bytes <= HELD_BYTES:
             ((inputs, target, _),) = normalized_pairs(module, X, max(X.shape[0], 1), device=device)
-            self.held = inputs, target.repeat(len(self.dims), 1), _kept(module, dims, device)
+            if _stacks(module, target, len(self.dims)):
+                target = target.repeat(len(self.dims), 1)
+            self.held = inputs, target, _kept(module, dims, device)
 
     @torch.no_grad()
     def __call__(self):
@@ -109,7 +123,7 @@ class PrefixErrors:
             return prefix_errors(module, self.X, self.dims, device=self.device)
         inputs, targets, kept = self.held
         codes = module.codes(inputs)
-        errors = _decoded_errors(module, codes, targets, None, kept, codes.mean(dim=0), None)
+        errors = _pass_errors(module, codes, targets, None, kept, codes.mean(dim=0), None)
         return errors * float(module.scale) ** 2
 
 
