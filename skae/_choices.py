@@ -337,6 +337,58 @@ def principal_axes(X, n_components, seed):
     return pca.mean_, pca.components_
 
 
+# Entries of X converted to float64 at a time while its Gram matrix is summed.
+GRAM_CHUNK_ENTRIES = 2**20
+
+
+def _centred_gram(X):
+    """The smaller Gram matrix of X's centred rows, in float64.
+
+    ``X_c.T @ X_c`` when X has at least as many rows as columns, else
+    ``X_c @ X_c.T``, where ``X_c`` is X less its column means: the two
+    share their nonzero eigenvalues, the variances along X's principal
+    axes times ``n_samples - 1``. Dense X is centred and converted a chunk
+    at a time, and sparse X is centred implicitly, so that neither is
+    copied whole.
+    """
+    n_samples, n_features = X.shape
+    tall = n_samples >= n_features
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        if tall:
+            gram = (X.T @ X).toarray()
+            return gram - n_samples * np.outer(mean, mean)
+        # A block of rows at a time: the sparse product of all the rows,
+        # nearly dense as it may be, would take several times the memory of
+        # the dense Gram matrix.
+        rows = max(1, GRAM_CHUNK_ENTRIES // n_samples)
+        gram = np.empty((n_samples, n_samples))
+        for start in range(0, n_samples, rows):
+            gram[start : start + rows] = (X[start : start + rows] @ X.T).toarray()
+        # Centring the rows is subtracting each row's and column's mean of
+        # the Gram matrix and adding back the overall one.
+        row_means = gram.mean(axis=1)
+        gram -= row_means[:, None]
+        gram -= row_means[None, :]
+        gram += row_means.mean()
+        return gram
+    mean = X.mean(axis=0, dtype=np.float64)
+    if tall:
+        rows = max(1, GRAM_CHUNK_ENTRIES // n_features)
+        gram = np.zeros((n_features, n_features))
+        for start in range(0, n_samples, rows):
+            chunk = X[start : start + rows] - mean
+            gram += chunk.T @ chunk
+        return gram
+    columns = max(1, GRAM_CHUNK_ENTRIES // n_samples)
+    gram = np.zeros((n_samples, n_samples))
+    for start in range(0, n_features, columns):
+        chunk = X[:, start : start + columns] - mean[start : start + columns]
+        gram += chunk @ chunk.T
+    return gram
+
+
 def components_for_fraction(X, fraction):
     """PCA's number of components explaining ``fraction`` of X's variance.
 
@@ -344,19 +396,14 @@ def components_for_fraction(X, fraction):
     principal components whose explained variance ratios sum to at least
     ``fraction``, at most ``min(n_samples, n_features)``. Returns the
     count, and whether that bound cut it short of the fraction.
+
+    The variances are the eigenvalues of the smaller of the centred data's
+    two Gram matrices, ``min(n_samples, n_features)`` square, which is all
+    the memory they take beside X: wide or sparse X is never made dense.
     """
     n_samples, n_features = X.shape
     limit = max(min(n_samples, n_features), 1)
-    if n_features <= 4000:
-        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
-        gram = X.T @ X
-        gram = np.asarray(gram.toarray() if sp.issparse(gram) else gram, dtype=np.float64)
-        covariance = gram - n_samples * np.outer(mean, mean)
-        variances = np.linalg.eigvalsh(covariance)[::-1].clip(min=0)
-    else:
-        dense = X.toarray() if sp.issparse(X) else X
-        dense = np.asarray(dense, dtype=np.float64)
-        variances = np.linalg.svd(dense - dense.mean(axis=0), compute_uv=False) ** 2
+    variances = np.linalg.eigvalsh(_centred_gram(X))[::-1].clip(min=0)
     total = variances.sum()
     if not total > 0:
         return 1, False

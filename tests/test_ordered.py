@@ -1,9 +1,11 @@
 """Ordered codes, encoding_dim as a share of the variance, explained_variance_ratio_."""
 
+import copy
 import io
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.decomposition import PCA
@@ -11,6 +13,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
+from skae._choices import components_for_fraction
+from skae._nn import _accept
 from skae._nn._objective import prefix_codes
 from skae._nn.conv import ConvolutionalAutoencoder
 from skae._nn.linear import Autoencoder
@@ -52,6 +56,45 @@ def test_fraction_chooses_pcas_number_of_components_on_linear_data(low_rank, fra
     assert ae.transform(low_rank).shape == (600, ae.n_components_)
     assert ae.explained_variance_ratio_.shape == (ae.n_components_,)
     assert ae.explained_variance_ratio_.sum() >= fraction
+
+
+def _tables():
+    """Dense and sparse, tall and wide tables, the widest past 4000 features.
+
+    The wide ones have values outside [0, 1], where the output is linear and
+    a network at PCA's solution explains PCA's share of the variance.
+    """
+    rng = np.random.RandomState(0)
+    wide = rng.standard_normal((40, 8)) @ rng.standard_normal((8, 4500))
+    return {
+        "tall": rng.standard_normal((300, 20)) * np.linspace(3, 0.1, 20) + 5,
+        "wide": rng.standard_normal((50, 300)) * np.linspace(3, 0.1, 300),
+        "very wide": (wide + 0.3 * rng.standard_normal(wide.shape)).astype(np.float32),
+        "sparse tall": sp.random(300, 80, density=0.1, random_state=0, format="csr"),
+        "sparse wide": sp.random(
+            60, 4500, density=0.05, random_state=1, format="csc", data_rvs=rng.standard_normal
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["tall", "wide", "very wide", "sparse tall", "sparse wide"])
+def test_fraction_counts_pcas_components_without_densifying(name):
+    X = _tables()[name]
+    dense = X.toarray() if sp.issparse(X) else X
+    for fraction in [0.1, 0.5, 0.8, 0.95, 0.99]:
+        expected = PCA(fraction, svd_solver="full").fit(dense).n_components_
+        assert components_for_fraction(X, fraction) == (expected, False)
+
+
+@pytest.mark.parametrize("name", ["very wide", "sparse wide"])
+def test_fraction_on_wide_and_sparse_data_fits_pcas_width(name):
+    X = _tables()[name]
+    dense = X.toarray() if sp.issparse(X) else X
+    # A learning rate this small leaves the network at PCA's solution.
+    ae = AutoencoderTransformer(0.8, learning_rate_init=1e-12, max_iter=1, random_state=0)
+    ae.fit(X)
+    assert ae.n_components_ == PCA(0.8, svd_solver="full").fit(dense).n_components_
+    assert ae.transform(X).shape == (X.shape[0], ae.n_components_)
 
 
 def test_fraction_works_in_clone_and_grid_search(low_rank):
@@ -107,6 +150,46 @@ def test_ordered_residual_prefixes_are_no_worse_than_pca(digits):
     ).fit(X_train)
     ratios = ae._prefix_errors(X_test, dims).mean(axis=1) / _pca_errors(X_train, X_test, dims)
     assert ratios.max() < 1.02 and ratios.mean() < 0.97
+
+
+@pytest.mark.parametrize("stacked_bytes", [0, 2**24])
+@pytest.mark.parametrize("pass_rows", [None, 64])
+def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(
+    digits, monkeypatch, pass_rows, stacked_bytes
+):
+    X = digits[0][:300].astype(np.float64)
+    ae = AutoencoderTransformer(
+        8, hidden_layer_sizes=(16,), ordered_codes=True, max_iter=2, random_state=0
+    ).fit(X)
+    module, dims = ae.module_, [1, 2, 4, 8]
+    # Each prefix decoded by itself, or all of them in one call.
+    monkeypatch.setattr(_accept, "STACKED_BYTES", stacked_bytes)
+    if pass_rows is not None:
+        # Passes of 32 rows.
+        monkeypatch.setattr(_accept, "inference_rows", lambda width, dtype: pass_rows)
+    errors = _accept.prefix_errors(module, X, dims, fill=ae._code_fill)
+    for row, n_kept in zip(errors, dims, strict=True):
+        cut = copy.deepcopy(module).truncate(n_kept, ae._code_fill)
+        with torch.no_grad():
+            reconstruction = cut.decode(cut.encode(torch.from_numpy(X))).numpy()
+        expected = ((reconstruction - X) ** 2).mean(axis=1)
+        np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("stacked_bytes", [0, 2**24])
+@pytest.mark.parametrize("held_bytes", [0, 2**24])
+def test_prefix_errors_held_between_calls_are_those_of_a_fresh_pass(
+    digits, monkeypatch, held_bytes, stacked_bytes
+):
+    X = digits[0][:300].astype(np.float32)
+    ae = AutoencoderTransformer(8, max_iter=2, random_state=0).fit(X)
+    monkeypatch.setattr(_accept, "HELD_BYTES", held_bytes)
+    monkeypatch.setattr(_accept, "STACKED_BYTES", stacked_bytes)
+    score = _accept.PrefixErrors(ae.module_, X, [1, 2, 4, 8], device="cpu")
+    assert (score.held is not None) is (held_bytes > 0)
+    expected = _accept.prefix_errors(ae.module_, X, [1, 2, 4, 8])
+    np.testing.assert_array_equal(score(), expected)
+    np.testing.assert_array_equal(score(), expected)
 
 
 def test_ordering_is_off_by_default_with_hidden_layers(digits):

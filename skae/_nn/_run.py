@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from skae._nn._accept import (
+    PrefixErrors,
     prefix_dims,
-    prefix_errors,
     prefixes_significant,
     relative,
     significant,
@@ -211,9 +211,12 @@ class Run:
         if options.ordered:
             # Ordered codes are scored by the errors of their prefixes: on
             # the validation rows, or on a fixed sample of the training rows.
-            self.dims = prefix_dims(module.encoding_dim)
+            dims = prefix_dims(module.encoding_dim)
             if self.X_val is None:
-                self.X_score = X[:: -(-X.shape[0] // ORDERED_SCORE_ROWS)]
+                X_score = X[:: -(-X.shape[0] // ORDERED_SCORE_ROWS)]
+            else:
+                X_score = self.X_val
+            self.prefix_errors = PrefixErrors(module, X_score, dims, device=self.device)
             self.start_errors = self._prefix_errors()
             self.start_means = self.start_errors.mean(axis=1)
         if self.X_val is None:
@@ -310,10 +313,9 @@ class Run:
         return False
 
     def _prefix_errors(self):
-        """Errors of the prefixes ``self.dims`` on the rows that score ordered codes."""
-        X = self.X_score if self.X_val is None else self.X_val
+        """Errors of the prefixes 1, 2, 4, ... on the rows that score ordered codes."""
         with self.copy.master():
-            return prefix_errors(self.module, X, self.dims, device=self.device)
+            return self.prefix_errors()
 
     def _prefix_score(self):
         """The validation score of ordered codes.
