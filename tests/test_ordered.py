@@ -1,6 +1,5 @@
 """Ordered codes, encoding_dim as a share of the variance, explained_variance_ratio_."""
 
-import copy
 import io
 
 import numpy as np
@@ -169,7 +168,7 @@ def test_prefix_errors_decode_each_prefix_as_a_network_cut_there(
         monkeypatch.setattr(_accept, "inference_rows", lambda width, dtype: pass_rows)
     errors = _accept.prefix_errors(module, X, dims, fill=ae._code_fill)
     for row, n_kept in zip(errors, dims, strict=True):
-        cut = copy.deepcopy(module).truncate(n_kept, ae._code_fill)
+        cut = module.truncate(n_kept, ae._code_fill)
         with torch.no_grad():
             reconstruction = cut.decode(cut.encode(torch.from_numpy(X))).numpy()
         expected = ((reconstruction - X) ** 2).mean(axis=1)
@@ -224,6 +223,10 @@ def test_truncation_folds_the_units_dropped_into_the_biases(kind):
     assert truncated.encoding_dim == 2
     torch.testing.assert_close(truncated.codes(x), codes[:, :2])
     torch.testing.assert_close(truncated.decode_logits(codes[:, :2]), expected)
+    # The network cut from is left whole, and can be cut again.
+    assert module.encoding_dim == 5
+    torch.testing.assert_close(module.codes(x), codes)
+    torch.testing.assert_close(module.truncate(3, fill.numpy()).codes(x), codes[:, :3])
 
 
 def test_fitted_state_round_trips(digits, tmp_path):

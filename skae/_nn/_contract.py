@@ -309,10 +309,12 @@ class Network(nn.Module):
         The units dropped are folded into the biases of the layers that
         read the code, so that the network returns the reconstructions it
         returned with those units at ``fill`` (a vector of the full code's
-        width, in the units of :meth:`codes`). Returns a new network.
+        width, in the units of :meth:`codes`). Returns a new network; this
+        one is left as it was.
         """
         fill = torch.as_tensor(fill, dtype=self.dtype)
-        makers, readers = self.code_layers()
+        cut = build_network(self.spec).load_arrays(self.to_arrays()).to(self.dtype)
+        makers, readers = cut.code_layers()
         for layer, divisor in readers:
             held = fill[n_codes:] if divisor is None else fill[n_codes:] / divisor[n_codes:]
             layer.bias.add_(layer.weight[:, n_codes:] @ held)
@@ -322,9 +324,9 @@ class Network(nn.Module):
             layer.weight = nn.Parameter(layer.weight[:n_codes].clone())
             layer.bias = nn.Parameter(layer.bias[:n_codes].clone())
             layer.out_features = n_codes
-        if isinstance(getattr(self, "code_scale", None), torch.Tensor):
-            self.code_scale = self.code_scale[:n_codes].clone()
-        return build_network(self.spec).load_arrays(self.to_arrays())
+        if isinstance(getattr(cut, "code_scale", None), torch.Tensor):
+            cut.code_scale = cut.code_scale[:n_codes].clone()
+        return build_network(cut.spec).load_arrays(cut.to_arrays())
 
     def to_arrays(self):
         """The fitted state as named numpy arrays, copied to CPU.
