@@ -243,7 +243,7 @@ def resolve_batch_size(batch_size, n_samples, incremental):
     """
     if batch_size == "auto":
         batch_size = 200 if incremental else min(200, max(32, -(-n_samples // 10)))
-    return min(batch_size, n_samples)
+    return int(min(batch_size, n_samples))
 
 
 def resolve_early_stopping(early_stopping, residual, validation_fraction, n_samples):

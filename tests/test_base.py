@@ -10,7 +10,13 @@ import scipy.sparse as sp
 import torch
 
 from conftest import QUICK, assert_same
-from skae import AutoencoderTransformer, load, save
+from skae import (
+    AutoencoderImputer,
+    AutoencoderOutlierDetector,
+    AutoencoderTransformer,
+    load,
+    save,
+)
 
 # What fails and how: a refit on data that a clipped output cannot
 # reconstruct fails before training, an error in training (out of memory,
@@ -219,3 +225,35 @@ def test_no_call_uses_the_global_random_states(kind, monkeypatch):
     assert after[0] == numpy_state[0] and after[2:] == numpy_state[2:]
     np.testing.assert_array_equal(after[1], numpy_state[1])
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize(
+    "estimator, params",
+    [
+        (AutoencoderTransformer, dict(encoding_dim=4, batch_size=64, hidden_layer_sizes=(8,))),
+        (AutoencoderOutlierDetector, dict(encoding_dim=4, batch_size=64, n_neighbors=5)),
+        (AutoencoderImputer, dict(encoding_dim=4, batch_size=64, hidden_layer_sizes=(4,))),
+    ],
+)
+def test_numpy_integer_parameters_act_as_python_ints(digits, tmp_path, estimator, params):
+    """Grids built with np.arange hand estimators numpy integers."""
+    X = digits[0][:200, :32].astype(np.float64)
+    if estimator is AutoencoderImputer:
+        X[::7, 3] = np.nan
+    as_numpy = {
+        name: tuple(map(np.int64, value)) if isinstance(value, tuple) else np.int64(value)
+        for name, value in params.items()
+    }
+    quick = {**QUICK, "max_iter": 2}
+    fitted = estimator(**quick, **params).fit(X)
+    numpy_fitted = estimator(**quick, **as_numpy).fit(X)
+    method = "score_samples" if estimator is AutoencoderOutlierDetector else "transform"
+    expected = getattr(fitted, method)(X)
+    np.testing.assert_array_equal(getattr(numpy_fitted, method)(X), expected)
+    save(numpy_fitted, tmp_path / "model.skae")
+    np.testing.assert_array_equal(getattr(load(tmp_path / "model.skae"), method)(X), expected)
+
+
+def test_bool_encoding_dim_is_refused(digits):
+    with pytest.raises(ValueError, match="encoding_dim.*not a bool"):
+        AutoencoderTransformer(encoding_dim=True, **QUICK).fit(digits[0][:100])

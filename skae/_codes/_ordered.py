@@ -180,6 +180,14 @@ class OrderedCodesMixin:
         units that explain that share. Subclasses whose ``encoding_dim``
         may be "auto" resolve it here.
         """
+        if isinstance(self.encoding_dim, bool):
+            raise ValueError(
+                "encoding_dim must be a number of units or a share of the variance, "
+                f"not a bool; got encoding_dim={self.encoding_dim}."
+            )
+        if isinstance(self.encoding_dim, Integral):
+            # A numpy integer, from a grid of np.arange, say, is a width too.
+            return int(self.encoding_dim)
         if not _is_fraction(self.encoding_dim):
             return self.encoding_dim
         if X is None:
