@@ -30,6 +30,7 @@ skipped and the script says so. torch runs on the threads skae chooses.
 """
 
 import argparse
+import contextlib
 import time
 import warnings
 
@@ -41,9 +42,26 @@ from sklearn.impute import KNNImputer
 from sklearn.metrics import roc_auc_score
 
 from skae import AutoencoderImputer, AutoencoderOutlierDetector, AutoencoderTransformer
+from skae._nn import _run
+from skae._nn._batches import reconstruction_error
 
 CHANNELS = (16, 32)
 DENSE = (256,)
+# The deep preset of bench_mnist.py, Hinton and Salakhutdinov's layer sizes.
+DEEP = dict(
+    hidden_layer_sizes=(1000, 500, 250),
+    init="random",
+    activation="tanh",
+    output_activation="sigmoid",
+    loss="bce",
+    batch_size=256,
+    learning_rate_init=2e-3,
+    alpha=1e-3,
+    tol=0.0,
+)
+# Squared error per MNIST test image of Hinton and Salakhutdinov's (2006)
+# deep autoencoder with 30 codes.
+HINTON = 3.00
 
 
 # Data
@@ -179,13 +197,190 @@ def detection_table(X, y, X_test, y_test, digits_, device, epochs):
         print(f"{digit:>5} | {dense:7.4f} {conv:7.4f} | {dense_s:8.1f} {conv_s:8.1f}", flush=True)
 
 
+# The curve: held-out error after every epoch of one fit
+
+
+@contextlib.contextmanager
+def watch_epochs(X_test, budget_s, record):
+    """Call ``record(epoch, error, fit_s)`` after every epoch of the fits inside.
+
+    skae has no per-epoch callback, and fitting an epoch at a time is not
+    the same training (``warm_start`` restarts the learning-rate schedule
+    and the shuffling at every call; ``partial_fit`` trains at a constant
+    rate on all the rows), so this wraps the training loop's epoch for the
+    length of the block: the fit runs as it would, and between epochs its
+    network's held-out squared error per image is measured with the
+    weights of that epoch. ``fit_s`` counts the fit's seconds so far but
+    those of the measurements; once it passes ``budget_s`` the fit ends
+    there, as after early stopping (the best weights kept).
+    """
+    epoch_of_run = _run.Run.epoch
+    clock = {"start": time.perf_counter(), "measuring": 0.0}
+
+    def epoch(run, number):
+        stop = epoch_of_run(run, number)
+        fit_s = time.perf_counter() - clock["start"] - clock["measuring"]
+        start = time.perf_counter()
+        with run.copy.master():
+            errors = reconstruction_error(run.module, X_test, device=run.device)
+        record(number, float(errors.mean()) * X_test.shape[1], fit_s)
+        clock["measuring"] += time.perf_counter() - start
+        return stop or fit_s >= budget_s
+
+    _run.Run.epoch = epoch
+    try:
+        yield clock
+    finally:
+        _run.Run.epoch = epoch_of_run
+
+
+def epochs_to_reach(epochs, errors, seconds, target):
+    """Epochs and seconds to ``target`` along a power law fitted to the curve's tail.
+
+    ``error = a * epoch ** -b``, a straight line in log-log fitted by least
+    squares to the second half of the epochs; the seconds at the tail's
+    mean seconds per epoch. None where the tail does not fall.
+    """
+    n = len(epochs)
+    if n < 4:
+        return None
+    tail = slice(n // 2, n)
+    slope, intercept = np.polyfit(np.log(epochs[tail]), np.log(errors[tail]), 1)
+    if slope >= 0:
+        return None
+    epoch = float(np.exp((np.log(target) - intercept) / slope))
+    per_epoch = (seconds[-1] - seconds[n // 2 - 1]) / (n - n // 2)
+    return -slope, epoch, seconds[-1] + max(epoch - epochs[-1], 0) * per_epoch
+
+
+def curve(args):
+    """Held-out error and fit seconds of each network after every epoch, on MNIST."""
+    X, _, X_test, _ = mnist(True)
+    X, X_test = X[: args.n_train], X_test[: args.n_test]
+    k = args.k
+    print(
+        f"MNIST: {len(X)} training / {len(X_test)} test images, k={k}, "
+        f"learning_rate={args.learning_rate!r}, at most {args.max_epochs} epochs or "
+        f"{args.budget_s:g} fit seconds per network",
+        flush=True,
+    )
+    start = time.perf_counter()
+    pca = PCA(k, svd_solver="covariance_eigh").fit(X)
+    pca_s = time.perf_counter() - start
+    reference = squared_error(pca, X_test)
+    print(f"PCA: {reference:.4f} per image in {pca_s:.1f} s", flush=True)
+    common = dict(
+        max_iter=args.max_epochs,
+        learning_rate=args.learning_rate,
+        random_state=0,
+        device=args.device,
+    )
+    networks = {
+        "dense": dict(hidden_layer_sizes=DENSE),
+        "conv": dict(hidden_layer_sizes=CHANNELS, image_shape=(28, 28)),
+        "deep": DEEP,
+    }
+    curves = {}
+    for name in args.networks:
+        batch_sizes = [DEEP["batch_size"]] if name == "deep" else args.batch_sizes
+        for batch_size in batch_sizes:
+            label = f"{name}@{batch_size}" if len(args.batch_sizes) > 1 else name
+            rows = []
+
+            def record(epoch, error, fit_s, rows=rows, label=label):
+                rows.append((epoch, error, fit_s))
+                print(
+                    f"  {label:>10} epoch {epoch:3d}: {error:8.4f} per image, "
+                    f"{error / reference:6.3f} x PCA, {fit_s:7.1f} s",
+                    flush=True,
+                )
+
+            params = {**common, **networks[name]}
+            params["batch_size"] = batch_size
+            model = AutoencoderTransformer(k, **params)
+            with watch_epochs(X_test, args.budget_s, record), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X)
+            kept = squared_error(model, X_test)
+            print(
+                f"  {label:>10} kept the weights of epoch {model.n_iter_}: {kept:.4f} per image",
+                flush=True,
+            )
+            curves[label] = rows, kept
+    print_curves(curves, reference, pca_s)
+
+
+def print_curves(curves, reference, pca_s):
+    labels = list(curves)
+    print(f"\nHeld-out squared error per image (x PCA) and fit seconds; PCA {reference:.4f}")
+    print(f"in {pca_s:.1f} s; Hinton and Salakhutdinov's deep autoencoder: {HINTON:.2f}")
+    header = " | ".join(f"{label:>10} {'/PCA':>6} {'s':>7}" for label in labels)
+    print(f"{'epoch':>5} | {header}")
+    n = max(len(rows) for rows, _ in curves.values())
+    for i in range(n):
+        cells = []
+        for label in labels:
+            rows = curves[label][0]
+            if i < len(rows):
+                _, error, fit_s = rows[i]
+                cells.append(f"{error:10.4f} {error / reference:6.3f} {fit_s:7.1f}")
+            else:
+                cells.append(" " * 25)
+        print(f"{i + 1:>5} | {' | '.join(cells)}")
+    print(f"\nReaching {HINTON:.2f} along a power law fitted to the second half of each curve")
+    for label, (rows, kept) in curves.items():
+        epochs, errors, seconds = (np.array(column) for column in zip(*rows, strict=True))
+        best = errors.min()
+        line = (
+            f"{label:>10}: best {best:.4f} ({best / HINTON:.2f} x {HINTON:.2f}) after "
+            f"{epochs[errors.argmin()]} epochs, {seconds[errors.argmin()]:.0f} s; kept {kept:.4f}"
+        )
+        reach = epochs_to_reach(epochs, errors, seconds, HINTON)
+        if reach is None:
+            line += "; the tail does not fall"
+        else:
+            exponent, epoch, fit_s = reach
+            line += f"; error ~ epoch^-{exponent:.3f}: {epoch:.0f} epochs, {fit_s:.0f} s"
+        print(line)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="all of MNIST, all ten digits")
     parser.add_argument("--device", default="cpu", help="where the networks train")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each network")
     parser.add_argument("--n-patches", type=int, default=20_000, help="training patches")
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="only the held-out error of each network after every epoch, on MNIST",
+    )
+    curve_options = parser.add_argument_group("--curve")
+    curve_options.add_argument("--n-train", type=int, default=50_000, help="training images")
+    curve_options.add_argument("--n-test", type=int, default=10_000, help="test images")
+    curve_options.add_argument("--k", type=int, default=30, help="encoding_dim")
+    curve_options.add_argument(
+        "--networks",
+        nargs="+",
+        choices=("dense", "conv", "deep"),
+        default=["dense", "conv"],
+        help="dense (256,), conv (16, 32), deep: bench_mnist.py's 1000-500-250 preset",
+    )
+    curve_options.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[64], help="of dense and conv"
+    )
+    curve_options.add_argument("--budget-s", type=float, default=1200, help="per network")
+    curve_options.add_argument("--max-epochs", type=int, default=200, help="max_iter")
+    curve_options.add_argument(
+        "--learning-rate",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="constant: open-ended; cosine: its schedule spans --max-epochs",
+    )
     args = parser.parse_args()
+    if args.curve:
+        curve(args)
+        return
     epochs, device = args.epochs, args.device
     X, X_test, shape = digits()
     reconstruction_table("digits 8x8", X, X_test, shape, (8, 16), epochs, device)
