@@ -31,6 +31,7 @@ skipped and the script says so. torch runs on the threads skae chooses.
 
 import argparse
 import contextlib
+import itertools
 import time
 import warnings
 
@@ -235,22 +236,20 @@ def watch_epochs(X_test, budget_s, record):
 
 
 def epochs_to_reach(epochs, errors, seconds, target):
-    """Epochs and seconds to ``target`` along a power law fitted to the curve's tail.
+    """Epochs and seconds to ``target`` along a power law through the points given.
 
-    ``error = a * epoch ** -b``, a straight line in log-log fitted by least
-    squares to the second half of the epochs; the seconds at the tail's
-    mean seconds per epoch. None where the tail does not fall.
+    ``error = a * epochs ** -b``, a straight line in log-log fitted by least
+    squares; the seconds at the last point's seconds per epoch. None where
+    the error does not fall.
     """
-    n = len(epochs)
-    if n < 4:
+    epochs, errors = np.asarray(epochs, dtype=float), np.asarray(errors, dtype=float)
+    if len(epochs) < 2:
         return None
-    tail = slice(n // 2, n)
-    slope, intercept = np.polyfit(np.log(epochs[tail]), np.log(errors[tail]), 1)
+    slope, intercept = np.polyfit(np.log(epochs), np.log(errors), 1)
     if slope >= 0:
         return None
     epoch = float(np.exp((np.log(target) - intercept) / slope))
-    per_epoch = (seconds[-1] - seconds[n // 2 - 1]) / (n - n // 2)
-    return -slope, epoch, seconds[-1] + max(epoch - epochs[-1], 0) * per_epoch
+    return -slope, epoch, epoch * seconds[-1] / epochs[-1]
 
 
 def curve(args):
@@ -260,8 +259,8 @@ def curve(args):
     k = args.k
     print(
         f"MNIST: {len(X)} training / {len(X_test)} test images, k={k}, "
-        f"learning_rate={args.learning_rate!r}, at most {args.max_epochs} epochs or "
-        f"{args.budget_s:g} fit seconds per network",
+        f"learning_rate={args.learning_rate!r} over max_iter={args.max_epochs} epochs, "
+        f"at most {args.budget_s:g} fit seconds a fit",
         flush=True,
     )
     start = time.perf_counter()
@@ -269,12 +268,6 @@ def curve(args):
     pca_s = time.perf_counter() - start
     reference = squared_error(pca, X_test)
     print(f"PCA: {reference:.4f} per image in {pca_s:.1f} s", flush=True)
-    common = dict(
-        max_iter=args.max_epochs,
-        learning_rate=args.learning_rate,
-        random_state=0,
-        device=args.device,
-    )
     networks = {
         "dense": dict(hidden_layer_sizes=DENSE),
         "conv": dict(hidden_layer_sizes=CHANNELS, image_shape=(28, 28)),
@@ -283,65 +276,78 @@ def curve(args):
     curves = {}
     for name in args.networks:
         batch_sizes = [DEEP["batch_size"]] if name == "deep" else args.batch_sizes
-        for batch_size in batch_sizes:
-            label = f"{name}@{batch_size}" if len(args.batch_sizes) > 1 else name
+        for batch_size, max_iter in itertools.product(batch_sizes, args.max_epochs):
+            network = f"{name}@{batch_size}" if len(args.batch_sizes) > 1 else name
+            label = f"{network}/{max_iter}"
             rows = []
 
             def record(epoch, error, fit_s, rows=rows, label=label):
                 rows.append((epoch, error, fit_s))
                 print(
-                    f"  {label:>10} epoch {epoch:3d}: {error:8.4f} per image, "
+                    f"  {label:>12} epoch {epoch:3d}: {error:8.4f} per image, "
                     f"{error / reference:6.3f} x PCA, {fit_s:7.1f} s",
                     flush=True,
                 )
 
-            params = {**common, **networks[name]}
-            params["batch_size"] = batch_size
-            model = AutoencoderTransformer(k, **params)
+            params = {**networks[name], "batch_size": batch_size, "max_iter": max_iter}
+            model = AutoencoderTransformer(
+                k,
+                **params,
+                learning_rate=args.learning_rate,
+                random_state=0,
+                device=args.device,
+            )
             with watch_epochs(X_test, args.budget_s, record), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model.fit(X)
-            kept = squared_error(model, X_test)
+            kept = squared_error(model, X_test), model.n_iter_, rows[-1][2]
             print(
-                f"  {label:>10} kept the weights of epoch {model.n_iter_}: {kept:.4f} per image",
+                f"  {label:>12} kept the weights of epoch {model.n_iter_} of {len(rows)}: "
+                f"{kept[0]:.4f} per image",
                 flush=True,
             )
-            curves[label] = rows, kept
+            curves.setdefault(network, {})[label] = rows, kept
     print_curves(curves, reference, pca_s)
 
 
 def print_curves(curves, reference, pca_s):
-    labels = list(curves)
+    fits = {label: fit for network in curves.values() for label, fit in network.items()}
     print(f"\nHeld-out squared error per image (x PCA) and fit seconds; PCA {reference:.4f}")
     print(f"in {pca_s:.1f} s; Hinton and Salakhutdinov's deep autoencoder: {HINTON:.2f}")
-    header = " | ".join(f"{label:>10} {'/PCA':>6} {'s':>7}" for label in labels)
+    header = " | ".join(f"{label:>12} {'/PCA':>6} {'s':>7}" for label in fits)
     print(f"{'epoch':>5} | {header}")
-    n = max(len(rows) for rows, _ in curves.values())
-    for i in range(n):
+    for i in range(max(len(rows) for rows, _ in fits.values())):
         cells = []
-        for label in labels:
-            rows = curves[label][0]
+        for rows, _ in fits.values():
             if i < len(rows):
                 _, error, fit_s = rows[i]
-                cells.append(f"{error:10.4f} {error / reference:6.3f} {fit_s:7.1f}")
+                cells.append(f"{error:12.4f} {error / reference:6.3f} {fit_s:7.1f}")
             else:
-                cells.append(" " * 25)
+                cells.append(" " * 27)
         print(f"{i + 1:>5} | {' | '.join(cells)}")
-    print(f"\nReaching {HINTON:.2f} along a power law fitted to the second half of each curve")
-    for label, (rows, kept) in curves.items():
-        epochs, errors, seconds = (np.array(column) for column in zip(*rows, strict=True))
-        best = errors.min()
-        line = (
-            f"{label:>10}: best {best:.4f} ({best / HINTON:.2f} x {HINTON:.2f}) after "
-            f"{epochs[errors.argmin()]} epochs, {seconds[errors.argmin()]:.0f} s; kept {kept:.4f}"
-        )
-        reach = epochs_to_reach(epochs, errors, seconds, HINTON)
+    print(
+        f"\nThe weights each fit kept, and {HINTON:.2f} along a power law in the epochs "
+        "through the fits' ends\n(through the second half of the curve for a single fit)"
+    )
+    for network, fits in curves.items():
+        ends = []
+        for label, (rows, (error, kept_epoch, fit_s)) in fits.items():
+            print(
+                f"{label:>12}: {error:8.4f} ({error / HINTON:.2f} x {HINTON:.2f}, "
+                f"{error / reference:.3f} x PCA), epoch {kept_epoch} of {len(rows)}, {fit_s:.0f} s"
+            )
+            ends.append((len(rows), error, fit_s))
+        if len(fits) == 1:
+            ends = rows[len(rows) // 2 :]
+        reach = epochs_to_reach(*zip(*ends, strict=True), HINTON)
         if reach is None:
-            line += "; the tail does not fall"
+            print(f"{network:>12}: the error does not fall")
         else:
-            exponent, epoch, fit_s = reach
-            line += f"; error ~ epoch^-{exponent:.3f}: {epoch:.0f} epochs, {fit_s:.0f} s"
-        print(line)
+            exponent, epochs, seconds = reach
+            print(
+                f"{network:>12}: error ~ epochs^-{exponent:.3f}, {HINTON:.2f} after about "
+                f"{epochs:.0f} epochs, {seconds:.0f} s on this machine"
+            )
 
 
 def main():
@@ -370,12 +376,18 @@ def main():
         "--batch-sizes", type=int, nargs="+", default=[64], help="of dense and conv"
     )
     curve_options.add_argument("--budget-s", type=float, default=1200, help="per network")
-    curve_options.add_argument("--max-epochs", type=int, default=200, help="max_iter")
+    curve_options.add_argument(
+        "--max-epochs",
+        type=int,
+        nargs="+",
+        default=[5, 10, 20],
+        help="max_iter: one fit of each network for each",
+    )
     curve_options.add_argument(
         "--learning-rate",
         choices=("constant", "cosine"),
-        default="constant",
-        help="constant: open-ended; cosine: its schedule spans --max-epochs",
+        default="cosine",
+        help="cosine: the schedule spans each max_iter; constant: one max_iter is enough",
     )
     args = parser.parse_args()
     if args.curve:
