@@ -389,9 +389,20 @@ def main():
         default="cosine",
         help="cosine: the schedule spans each max_iter; constant: one max_iter is enough",
     )
+    parser.add_argument(
+        "--detection",
+        type=int,
+        nargs="+",
+        metavar="DIGIT",
+        help="only the one-class MNIST table, for these digits",
+    )
     args = parser.parse_args()
     if args.curve:
         curve(args)
+        return
+    if args.detection:
+        X, y, X_test, y_test = mnist(args.full)
+        detection_table(X, y, X_test, y_test, args.detection, args.device, args.epochs)
         return
     epochs, device = args.epochs, args.device
     X, X_test, shape = digits()
