@@ -307,10 +307,10 @@ def curve(args):
                 flush=True,
             )
             curves.setdefault(network, {})[label] = rows, kept
-    print_curves(curves, reference, pca_s)
+    print_curves(curves, reference, pca_s, args.learning_rate)
 
 
-def print_curves(curves, reference, pca_s):
+def print_curves(curves, reference, pca_s, learning_rate):
     fits = {label: fit for network in curves.values() for label, fit in network.items()}
     print(f"\nHeld-out squared error per image (x PCA) and fit seconds; PCA {reference:.4f}")
     print(f"in {pca_s:.1f} s; Hinton and Salakhutdinov's deep autoencoder: {HINTON:.2f}")
@@ -327,7 +327,8 @@ def print_curves(curves, reference, pca_s):
         print(f"{i + 1:>5} | {' | '.join(cells)}")
     print(
         f"\nThe weights each fit kept, and {HINTON:.2f} along a power law in the epochs "
-        "through the fits' ends\n(through the second half of the curve for a single fit)"
+        "through the fits' ends\n(through the second half of the curve at a constant "
+        "learning rate, whose single fit has no end to its schedule)"
     )
     for network, fits in curves.items():
         ends = []
@@ -337,10 +338,12 @@ def print_curves(curves, reference, pca_s):
                 f"{error / reference:.3f} x PCA), epoch {kept_epoch} of {len(rows)}, {fit_s:.0f} s"
             )
             ends.append((len(rows), error, fit_s))
-        if len(fits) == 1:
+        if len(fits) == 1 and learning_rate == "constant":
             ends = rows[len(rows) // 2 :]
         reach = epochs_to_reach(*zip(*ends, strict=True), HINTON)
-        if reach is None:
+        if len(ends) == 1:
+            print(f"{network:>12}: one schedule length, no curve through the ends")
+        elif reach is None:
             print(f"{network:>12}: the error does not fall")
         else:
             exponent, epochs, seconds = reach
