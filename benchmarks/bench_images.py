@@ -294,6 +294,9 @@ def curve(args):
                 k,
                 **params,
                 learning_rate=args.learning_rate,
+                # The schedule runs its course: the default stopping rule
+                # ends long ones on a plateau of the high learning rate.
+                n_iter_no_change=np.inf,
                 random_state=0,
                 device=args.device,
             )
