@@ -75,6 +75,10 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
 
     kind = "conv"
     held_out_by_default = True
+    # The largest mini-batch batch_size="auto" is to give this kind. On
+    # MNIST, at equal epochs, batches of 64 images end 8% below batches of
+    # 200 (128: 4%), and stay below them at equal time on one thread.
+    largest_auto_batch_size = 64
 
     def __init__(
         self,
