@@ -75,11 +75,6 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
 
     kind = "conv"
     held_out_by_default = True
-    # The largest mini-batch batch_size="auto" is to give this kind. On
-    # MNIST, at equal epochs, batches of 64 images end 8 to 11% below
-    # batches of 200 (128: 4 to 5%), for about 1.5 times the time on one
-    # thread; at equal time, about 2% below.
-    largest_auto_batch_size = 64
 
     def __init__(
         self,
