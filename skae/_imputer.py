@@ -12,8 +12,8 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from skae._base import BaseAutoencoder
 from skae._impute._copies import check_linear_model
 from skae._impute._linear_start import LinearStartMixin
-from skae._impute._neighbours import check_neighbours
 from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan
+from skae._impute._neighbours import check_neighbours
 from skae._nn._state import require_attributes
 
 

@@ -4,9 +4,9 @@ The imputer's fill of a row's missing entries is blended with the mean of
 the observed values of the same features among the row's ``n_neighbors``
 nearest training rows, the distance measured between completed rows (the
 observed entries with the imputer's fill of the missing ones) in X's own
-units, as :class:`~sklearn.impute.KNNImputer` measures it. The blend's weight is chosen on the hidden
-entries of the held-out copies that choose the network, a training row
-never counting among its own neighbours there.
+units, as :class:`~sklearn.impute.KNNImputer` measures it. The blend's
+weight is chosen on the hidden entries of the held-out copies that choose
+the network, a training row never counting among its own neighbours there.
 """
 
 import numpy as np
