@@ -75,7 +75,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         distance measured between completed rows (observed entries and the
         network's fill) in X's units, as KNNImputer measures it: scale the
         features alike first. The weight of that mean,
-        ``neighbor_weight_``, is chosen at fit time among 0, 0.1, ..., 0.8
+        ``neighbor_weight_``, is chosen at fit time among 0, 0.1, ..., 1
         on the held-out entries that check the network, and is 0 (no
         blend) unless it restores them better. At most 10,000 training rows
         are kept to search (a random subset of larger X), and
@@ -174,7 +174,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
 
     neighbor_weight_ : float
         Weight of the nearest training rows' mean in the fill of a missing
-        entry, from 0 to 0.8, chosen on held-out entries; 0 when the blend
+        entry, from 0 to 1, chosen on held-out entries; 0 when the blend
         did not restore them better, the fill then being the network's.
 
     n_iter_ : int

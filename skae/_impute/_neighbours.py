@@ -24,9 +24,9 @@ from skae._nn._state import (
 # subset, which bounds the fitted state (KNNImputer keeps them all) and the
 # search at transform.
 MAX_ROWS = 10_000
-# The weights of the neighbours' mean tried on the held-out entries; 0 is
-# the imputer's own fill.
-WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+# The weights of the neighbours' mean tried on the held-out entries: 0 is
+# the network's fill, 1 the neighbours' mean alone.
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # At most this many held-out copies choose the weight.
 MAX_CHOICE_ROWS = 10_000
 # Rows searched at a time, bounding the (rows, n_neighbors, n_features)
