@@ -99,9 +99,13 @@ class LinearStartMixin:
         perceptrons' parameters only, the linear path staying as it was.
         """
         result.optimizer_state = None
-        held_out = vars(self).pop("_held_out")
+        Z, observed, copies, val_rows, X_val, rng = vars(self).pop("_held_out")
         super()._keep(module, result, run, generator, first_call=first_call)
-        self._fit_neighbours(*held_out)
+        if result.best_epoch == 0:
+            # The held-out check kept the linear model, fitted on every row:
+            # copies of all the rows choose the blend, on many more entries.
+            val_rows = X_val = None
+        self._fit_neighbours(Z, observed, copies, val_rows, X_val, rng)
         return self
 
     # The nearest training rows' blend
@@ -117,9 +121,10 @@ class LinearStartMixin:
 
         The rows searched are the training rows completed by the network's
         fill, at most ``MAX_ROWS`` of them. The weight is chosen on the
-        hidden entries of the validation copies, or without early stopping
-        on copies of the training rows drawn anew; a row's own completed
-        row, which holds its hidden entries, is never among its neighbours.
+        hidden entries of the validation copies, or on copies of all the
+        training rows drawn anew (without validation copies); a row's own
+        completed row, which holds its hidden entries, is never among its
+        neighbours.
         """
         n_samples, n_features = Z.shape
         stored = np.arange(n_samples)
