@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -491,3 +492,51 @@ def test_a_row_is_not_its_own_neighbour_when_the_blend_is_chosen():
     assert weight == 0 and errors.argmin() == 0
     weight, errors = choose_weight(fill, np.full((1, 2), 0.5), found | True, targets, hidden)
     assert weight == 1 and errors[-1] < errors[0]
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "tanh"])
+def test_hand_derived_step_trains_beside_the_frozen_linear_path(activation):
+    # The imputer's linear path stays the linear model: the hand-derived
+    # step gives its perceptrons the gradients autograd gives them.
+    from skae._impute._copies import TrainingCopies, fit_linear_model, start_at_model
+    from skae._nn._optim import flat_parameters
+    from skae._nn._steps import AutogradStep, PerceptronStep, trainable
+    from skae._nn._train import TrainingOptions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 9))
+    X_missing, mask = _remove(X, 0.2, 0)
+    Z, observed = (X_missing - np.nanmean(X_missing, axis=0)) / 3, ~mask
+    Z[mask] = 0.0
+    model = fit_linear_model(Z, observed, rng)
+    pairs = TrainingCopies(Z, observed, model, 0.2, rng).pairs(np.arange(60))
+    network = {"hidden_layer_sizes": [7, 5], "activation": activation}
+    module = start_at_model(model, network, pairs.inputs[:100], torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # Every weight away from its start, the perceptrons' last layers from zero.
+        for p in trainable(module):
+            p.add_(torch.as_tensor(0.3 * rng.standard_normal(p.shape), dtype=p.dtype))
+    frozen = [p for p in module.parameters() if not p.requires_grad]
+    assert len(frozen) == 4
+    options = TrainingOptions.from_params(
+        AutoencoderImputer(alpha=0.1).get_params(),
+        batch_size=20,
+        max_iter=1,
+        learning_rate="constant",
+        precision="float32",
+    )
+    cpu = torch.device("cpu")
+    assert PerceptronStep.applies(module, pairs, options, cpu)
+    rows = torch.tensor([3, 0, 17, 9, 33, 2, 101, 250])
+    results = []
+    for step_class in (AutogradStep, PerceptronStep):
+        with flat_parameters(trainable(module)) as (_, grad):
+            step = step_class(module, pairs, grad, options=options, generator=None, device=cpu)
+            results.append((float(step(rows)), grad.clone().numpy()))
+    (expected_loss, expected), (loss, got) = results
+    assert got.any()
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # A layer half frozen is left to autograd.
+    module.decoder_branch[0].bias.requires_grad_(False)
+    assert not PerceptronStep.applies(module, pairs, options, cpu)
