@@ -142,8 +142,12 @@ class LinearStartMixin:
             rows, observed[stored], self.n_neighbors_, self._column_scale
         )
         if X_val is None:
+            # About MAX_CHOICE_ROWS copies, of every row where there are fewer.
             val_rows = np.arange(n_samples)
-            X_val = copies.pairs(val_rows)
+            if n_samples > MAX_CHOICE_ROWS:
+                val_rows = np.sort(rng.choice(n_samples, MAX_CHOICE_ROWS, replace=False))
+            n_copies = min(copies.n_copies, max(MAX_CHOICE_ROWS // len(val_rows), 1))
+            X_val = copies.pairs(val_rows, n_copies=n_copies)
         # The copies' rows: each copy of the rows in turn.
         choice = np.arange(X_val.shape[0])
         if len(choice) > MAX_CHOICE_ROWS:
