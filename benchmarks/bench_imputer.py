@@ -173,25 +173,31 @@ def protocol_table(data, mechanisms=MECHANISMS):
     header = (
         f"{'data':9} {'mask':5} | "
         + " ".join(f"{m[:10]:>10}" for m in methods)
-        + f" | {'skae/best':>9} {'best':>10}"
+        + f" | {'skae/best':>9} {'best':>10} | skae's neighbor_weight_ per seed"
     )
     print(header)
     print("-" * len(header))
     ratios, seconds = [], {}
     for name, X in data.items():
         for mechanism in mechanisms:
-            scores = {}
+            scores, weights = {}, []
             for seed in seeds:
                 mask = missing_mask(X, mechanism, RATE, seed)
-                for method, imputer in imputers(seed, missforest=True).items():
+                methods_of_seed = imputers(seed, missforest=True)
+                for method, imputer in methods_of_seed.items():
                     scores.setdefault(method, []).append(fill(imputer, X, mask))
+                weights.append(f"{methods_of_seed['skae'].neighbor_weight_:.1f}")
             error = {m: np.mean([r for r, _ in v]) for m, v in scores.items()}
             for m, v in scores.items():
                 seconds.setdefault(name, {}).setdefault(m, []).extend(s for _, s in v)
             best = min(STRONG, key=error.get)
             ratios.append(error["skae"] / error[best])
             row = " ".join(f"{error[m]:10.4f}" for m in methods)
-            print(f"{name:9} {mechanism:5} | {row} | {ratios[-1]:9.3f} {best:>10}", flush=True)
+            print(
+                f"{name:9} {mechanism:5} | {row} | {ratios[-1]:9.3f} {best:>10} | "
+                + " ".join(weights),
+                flush=True,
+            )
     print(f"skae / best baseline: mean {np.mean(ratios):.3f}, worst {np.max(ratios):.3f}")
     print("\nFit + transform seconds, mean per fit")
     print(f"{'data':9} | " + " ".join(f"{m[:10]:>10}" for m in methods) + " | skae/missforest")
@@ -308,7 +314,8 @@ def mnist_table(n_rows):
     skae = methods["skae"]
     print(
         f"skae's network kept by the held-out check: {network_kept(skae)} "
-        f"({skae.n_iter_} epochs, {skae.n_components_} components)"
+        f"({skae.n_iter_} epochs, {skae.n_components_} components); weight of the "
+        f"{skae.n_neighbors_} nearest training rows' values: {skae.neighbor_weight_:.1f}"
     )
 
 

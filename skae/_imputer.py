@@ -12,9 +12,9 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from skae._base import BaseAutoencoder
 from skae._impute._copies import check_linear_model
 from skae._impute._linear_start import LinearStartMixin
-from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan, restore
+from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan
+from skae._impute._neighbours import check_neighbours
 from skae._nn._state import require_attributes
-from skae._nn._threads import torch_threads
 
 
 class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
@@ -36,7 +36,13 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     restore the hidden entries. The weights kept are those
     that restore hidden entries of held-out rows best, the linear model's
     among them, so that the network replaces the linear fill only where it
-    clearly does better.
+    clearly does better. Last, the fill of each missing entry may be blended
+    with the mean of that feature's observed values among the row's
+    ``n_neighbors`` nearest training rows, as
+    :class:`~sklearn.impute.KNNImputer` fills it, the distances measured
+    between rows completed by the network's fill; the blend's weight is
+    chosen on the same held-out entries, and is 0 unless it restores them
+    better.
 
     ``transform`` returns X with every missing entry filled and every
     observed entry unchanged, bit for bit.
@@ -59,6 +65,22 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         Whether to keep the features that had no observed value at fit time,
         filled with 0. When False they are dropped by ``transform``, with a
         warning.
+
+    n_neighbors : int, default=10
+        Number of nearest training rows whose observed values are blended
+        into the fill of a row's missing entries. A row's missing entries
+        are filled by the network first; each is then moved toward the mean
+        of the observed values of its feature among the row's
+        ``n_neighbors`` nearest training rows (those that observed it), the
+        distance measured between completed rows (observed entries and the
+        network's fill) in X's units, as KNNImputer measures it: scale the
+        features alike first. The weight of that mean,
+        ``neighbor_weight_``, is chosen at fit time among 0, 0.1, ..., 1
+        on the held-out entries that check the network, and is 0 (no
+        blend) unless it restores them better. At most 10,000 training rows
+        are kept to search (a random subset of larger X), and
+        ``n_neighbors`` is capped at the number kept minus one (see
+        ``n_neighbors_``). 0 turns the blend off.
 
     mask_fraction : float, default=0.2
         Fraction of the observed entries hidden from each training row, to
@@ -145,6 +167,16 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     intercepts_ : list of ndarray
         Bias vectors of the same layers.
 
+    n_neighbors_ : int
+        Number of nearest training rows blended into a fill:
+        ``n_neighbors`` capped at the number of training rows kept minus
+        one.
+
+    neighbor_weight_ : float
+        Weight of the nearest training rows' mean in the fill of a missing
+        entry, from 0 to 1, chosen on held-out entries; 0 when the blend
+        did not restore them better, the fill then being the network's.
+
     n_iter_ : int
         Number of epochs run.
 
@@ -208,6 +240,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         "missing_values": [MissingValues(numeric_only=True)],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
         "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         **BaseAutoencoder._training_constraints,
@@ -222,6 +255,10 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         "_fill_weights",
         "_missing_features",
         "_empty_features",
+        "n_neighbors_",
+        "neighbor_weight_",
+        "_neighbor_rows",
+        "_neighbor_observed",
     )
 
     def __init__(
@@ -230,6 +267,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         missing_values=np.nan,
         add_indicator=False,
         keep_empty_features=False,
+        n_neighbors=10,
         mask_fraction=0.2,
         encoding_dim="auto",
         hidden_layer_sizes=(256,),
@@ -253,6 +291,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         self.missing_values = missing_values
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
+        self.n_neighbors = n_neighbors
         self.mask_fraction = mask_fraction
         self.encoding_dim = encoding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -330,9 +369,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         X = self._validate_input(X, reset=False)
         observed = self._observed(X)
         Z = self._scaled(X, observed)
-        filled = self._linear_fill(Z, observed)
-        with torch_threads(self._work(filled)):
-            filled = np.where(observed, Z, restore(self.module_, filled))
+        filled = self._blend_neighbours(self._network_fill(Z, observed), observed)
         filled[:, self._empty_features] = 0.0
         filled = filled * self._column_scale + self._column_location
         imputed = np.where(observed, X, filled.astype(X.dtype, copy=False))
@@ -381,8 +418,9 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     @classmethod
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
-        require_attributes(attributes, cls._state_names[-7:])
+        require_attributes(attributes, cls._state_names[-11:-4])
         check_linear_model(attributes)
+        check_neighbours(attributes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

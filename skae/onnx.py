@@ -231,6 +231,33 @@ class _Graph:
         product = self.node("MatMul", x, self.constant(coef, "coef"))
         return self.node("Add", product, self.constant(intercept, "intercept"))
 
+    def nearest(self, x, rows, n_neighbors, *, name="rows", purpose):
+        """The ``n_neighbors`` nearest of ``rows`` to each row of ``x``, nearest first.
+
+        Returns their distances, (N, n_neighbors) float64, and their
+        indices among ``rows``. ``x`` is float64; the distances come from
+        their expansion, in float64, exact to about 1e-8 of the rows' norms.
+        """
+        float64 = np.float64
+        rows = np.asarray(rows, dtype=float64)
+        ones = self.constant(np.ones((rows.shape[1], 1)), "ones", dtype=float64)
+        squares = self.node(
+            "Add",
+            self.node("MatMul", self.node("Mul", x, x), ones),
+            self.node("MatMul", x, self.constant(-2 * rows.T, name, dtype=float64)),
+        )
+        squares = self.node("Add", squares, self.constant((rows**2).sum(axis=1), dtype=float64))
+        distances = self.node("Sqrt", self.node("Max", squares, self.constant(0.0, dtype=float64)))
+        nearest, indices = self.nodes(
+            "TopK",
+            self.node("Neg", distances),
+            self.constant([n_neighbors], "n_neighbors", dtype=np.int64),
+            n_outputs=2,
+            purpose=purpose,
+            axis=1,
+        )
+        return self.node("Neg", nearest), indices
+
     def activation(self, x, name):
         """One of the hidden or code activations of ``skae._nn._contract.ACTIVATIONS``."""
         return _ACTIVATIONS[name](self, x)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -399,3 +400,143 @@ def test_training_hides_other_entries_every_epoch_after_the_first(monkeypatch):
     AutoencoderImputer(**params).fit(X)
     assert len(masks) == 2
     assert not np.array_equal(masks[0], masks[1])
+
+
+# The nearest training rows' blend
+
+
+@pytest.fixture(scope="module")
+def clustered_data():
+    """Rows near one of 12 centres in 8 columns: more clusters than a linear model tells apart."""
+    rng = np.random.default_rng(0)
+    centres = 2 * rng.normal(size=(12, 8))
+    X = centres[rng.integers(12, size=600)] + 0.2 * rng.normal(size=(600, 8))
+    return X, *_remove(X, 0.3, 1)
+
+
+def test_nearest_rows_blend_restores_clustered_data_better(clustered_data):
+    X, X_missing, mask = clustered_data
+    params = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    blended = AutoencoderImputer(**params).fit(X_missing)
+    alone = AutoencoderImputer(n_neighbors=0, **params).fit(X_missing)
+    assert blended.n_neighbors_ == 10 and blended.neighbor_weight_ > 0
+    assert blended._neighbor_rows.shape == X.shape
+    error = _rmse(blended.transform(X_missing), X, mask)
+    assert error < 0.85 * _rmse(alone.transform(X_missing), X, mask)
+
+
+def test_no_neighbours_is_the_network_fill_exactly(clustered_data):
+    # The blend is chosen after training, from its own random stream: the
+    # network is the same whatever n_neighbors, and weight 0 is its fill.
+    _, X_missing, _ = clustered_data
+    params = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    alone = AutoencoderImputer(n_neighbors=0, **params).fit(X_missing)
+    assert alone.n_neighbors_ == 0 and alone.neighbor_weight_ == 0
+    assert alone._neighbor_rows.shape == (0, 8)
+    blended = AutoencoderImputer(**params).fit(X_missing)
+    for name in ("coefs_", "intercepts_"):
+        for a, b in zip(getattr(alone, name), getattr(blended, name), strict=True):
+            np.testing.assert_array_equal(a, b)
+    observed = ~np.isnan(X_missing)
+    Z = alone._scaled(X_missing, observed)
+    network = alone._network_fill(Z, observed) * alone._column_scale + alone._column_location
+    expected = np.where(observed, X_missing, network)
+    np.testing.assert_array_equal(alone.transform(X_missing), expected)
+    blended.neighbor_weight_ = 0.0
+    np.testing.assert_array_equal(blended.transform(X_missing), expected)
+
+
+def test_blend_is_not_chosen_where_the_network_restores_better(correlated_data):
+    # Normal rows: the conditional means are the best fill; the neighbours'
+    # values only add their noise.
+    Z = correlated_data[0]
+    X_missing, _ = _remove(Z, 0.2, 0)
+    imputer = AutoencoderImputer(hidden_layer_sizes=(), random_state=0).fit(X_missing)
+    assert imputer.neighbor_weight_ <= 0.1
+
+
+@pytest.mark.parametrize("n_neighbors", [-1, 1.5, "10", None])
+def test_bad_n_neighbors(n_neighbors):
+    X_missing, _ = _remove(np.random.default_rng(0).normal(size=(20, 3)), 0.2, 0)
+    with pytest.raises(ValueError, match="'n_neighbors' parameter"):
+        AutoencoderImputer(n_neighbors=n_neighbors, **SMALL).fit(X_missing)
+
+
+def test_n_neighbors_is_capped_at_the_other_training_rows():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    X[0, 0] = X[3, 2] = np.nan
+    imputer = AutoencoderImputer(n_neighbors=50, **SMALL).fit(X)
+    assert imputer.n_neighbors_ == 5
+    assert np.isfinite(imputer.transform(X)).all()
+    single = AutoencoderImputer(n_neighbors=50, **SMALL).fit([[1.0, np.nan, 3.0]])
+    assert single.n_neighbors_ == 0 and single.neighbor_weight_ == 0
+
+
+def test_a_row_is_not_its_own_neighbour_when_the_blend_is_chosen():
+    from skae._impute._neighbours import TrainingNeighbours, choose_weight
+
+    rows = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 7.0]])
+    observed = np.array([[True, True], [True, True], [True, False], [True, True]])
+    neighbours = TrainingNeighbours(rows, observed, 1, np.ones(2))
+    means, found = neighbours.means(rows, exclude=np.array([0, -1, 2, 3]))
+    # Row 1 may be its own neighbour; the others are not, and row 3's
+    # neighbour, row 2, did not observe its second feature.
+    np.testing.assert_array_equal(means, [[0.0, 1.0], [0.0, 1.0], [5.0, 7.0], [5.0, 0.0]])
+    np.testing.assert_array_equal(found, [[True, True]] * 3 + [[True, False]])
+    means, found = neighbours.means(rows[3:] + 0.1)
+    np.testing.assert_array_equal(means, [[5.0, 7.0]])
+    # A weight above 0 only where the blend restores the hidden entries better.
+    fill, targets = np.zeros((1, 2)), np.array([[1.0, 1.0]])
+    hidden = np.ones((1, 2), dtype=bool)
+    weight, errors = choose_weight(fill, np.full((1, 2), -1.0), found | True, targets, hidden)
+    assert weight == 0 and errors.argmin() == 0
+    weight, errors = choose_weight(fill, np.full((1, 2), 0.5), found | True, targets, hidden)
+    assert weight == 1 and errors[-1] < errors[0]
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "tanh"])
+def test_hand_derived_step_trains_beside_the_frozen_linear_path(activation):
+    # The imputer's linear path stays the linear model: the hand-derived
+    # step gives its perceptrons the gradients autograd gives them.
+    from skae._impute._copies import TrainingCopies, fit_linear_model, start_at_model
+    from skae._nn._optim import flat_parameters
+    from skae._nn._steps import AutogradStep, PerceptronStep, trainable
+    from skae._nn._train import TrainingOptions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 9))
+    X_missing, mask = _remove(X, 0.2, 0)
+    Z, observed = (X_missing - np.nanmean(X_missing, axis=0)) / 3, ~mask
+    Z[mask] = 0.0
+    model = fit_linear_model(Z, observed, rng)
+    pairs = TrainingCopies(Z, observed, model, 0.2, rng).pairs(np.arange(60))
+    network = {"hidden_layer_sizes": [7, 5], "activation": activation}
+    module = start_at_model(model, network, pairs.inputs[:100], torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # Every weight away from its start, the perceptrons' last layers from zero.
+        for p in trainable(module):
+            p.add_(torch.as_tensor(0.3 * rng.standard_normal(p.shape), dtype=p.dtype))
+    frozen = [p for p in module.parameters() if not p.requires_grad]
+    assert len(frozen) == 4
+    options = TrainingOptions.from_params(
+        AutoencoderImputer(alpha=0.1).get_params(),
+        batch_size=20,
+        max_iter=1,
+        learning_rate="constant",
+        precision="float32",
+    )
+    cpu = torch.device("cpu")
+    assert PerceptronStep.applies(module, pairs, options, cpu)
+    rows = torch.tensor([3, 0, 17, 9, 33, 2, 101, 250])
+    results = []
+    for step_class in (AutogradStep, PerceptronStep):
+        with flat_parameters(trainable(module)) as (_, grad):
+            step = step_class(module, pairs, grad, options=options, generator=None, device=cpu)
+            results.append((float(step(rows)), grad.clone().numpy()))
+    (expected_loss, expected), (loss, got) = results
+    assert got.any()
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # A layer half frozen is left to autograd.
+    module.decoder_branch[0].bias.requires_grad_(False)
+    assert not PerceptronStep.applies(module, pairs, options, cpu)

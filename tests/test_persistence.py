@@ -608,8 +608,12 @@ _MISSING = object()
 def test_imputer_and_detector_round_trip(fitted_imputer, fitted_detector):
     """Their own fitted state passes the checks and comes back as it was."""
     imputer, X = fitted_imputer
+    # The nearest training rows' blend is part of the imputer's state.
+    assert imputer.neighbor_weight_ > 0 and imputer._neighbor_rows.shape == (300, 64)
     restored = load(io.BytesIO(_saved(imputer)))
     np.testing.assert_array_equal(restored._fill_components, imputer._fill_components)
+    np.testing.assert_array_equal(restored._neighbor_rows, imputer._neighbor_rows)
+    assert restored.neighbor_weight_ == imputer.neighbor_weight_
     np.testing.assert_array_equal(restored.transform(X), imputer.transform(X))
     detector, X = fitted_detector
     restored = load(io.BytesIO(_saved(detector)))
@@ -663,6 +667,35 @@ def test_detector_file_without_the_distance_term_loads_and_scores_without_it(fit
     assert not np.allclose(detector.score_samples(X), expected)
 
 
+def test_imputer_file_without_the_neighbours_blend_imputes_as_before(fitted_imputer):
+    # A file written before the blend holds none of its attributes: the
+    # imputer fills with its network alone, as it did.
+    imputer, X = fitted_imputer
+    data = _saved(imputer)
+    for name in ("n_neighbors_", "neighbor_weight_", "_neighbor_rows", "_neighbor_observed"):
+        data = _with_attribute(data, name, _MISSING)
+    loaded = load(io.BytesIO(data))
+    assert loaded.neighbor_weight_ == 0 and loaded._neighbor_rows.shape == (0, 64)
+    before = pickle.loads(pickle.dumps(imputer))
+    before.neighbor_weight_ = 0.0
+    np.testing.assert_array_equal(loaded.transform(X), before.transform(X))
+    assert not np.array_equal(loaded.transform(X), imputer.transform(X))
+    # And it saves and loads again as it is.
+    np.testing.assert_array_equal(
+        load(io.BytesIO(_saved(loaded))).transform(X), before.transform(X)
+    )
+
+
+def test_imputer_skops_round_trip(fitted_imputer):
+    sio = pytest.importorskip("skops.io")
+    imputer, X = fitted_imputer
+    data = sio.dumps(imputer)
+    assert sio.get_untrusted_types(data=data) == ["skae._imputer.AutoencoderImputer"]
+    loaded = sio.loads(data, trusted=["skae._imputer.AutoencoderImputer"])
+    assert loaded.neighbor_weight_ == imputer.neighbor_weight_ > 0
+    np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+
+
 @pytest.mark.parametrize(
     "name, value, message",
     [
@@ -678,6 +711,15 @@ def test_detector_file_without_the_distance_term_loads_and_scores_without_it(fit
         ("_missing_features", np.array([70]), r"_missing_features=.* below 64"),
         ("_empty_features", np.array([3, 1]), r"_empty_features=.* increasing"),
         ("_missing_features", np.array([1.0]), r"_missing_features=.* int64 array"),
+        ("n_neighbors_", _MISSING, r"lacks \['n_neighbors_'\]"),
+        ("_neighbor_rows", np.ones((300, 63)), r"_neighbor_rows=.* of shape \(nx64\)"),
+        ("_neighbor_rows", np.full((300, 64), np.inf), r"_neighbor_rows=.* a finite float"),
+        ("_neighbor_observed", np.ones((300, 64)), r"_neighbor_observed=.* a finite bool"),
+        ("_neighbor_observed", np.ones((299, 64), bool), r"_neighbor_observed=.* \(300x64\)"),
+        ("neighbor_weight_", 1.5, r"neighbor_weight_=1.5 .* a number from 0 to 1"),
+        ("neighbor_weight_", "nan", r"neighbor_weight_='nan' .* a number from 0 to 1"),
+        ("n_neighbors_", 301, r"n_neighbors_=301 .* a count from 1 to 300"),
+        ("n_neighbors_", 0, r"n_neighbors_=0 .* a count from 1 to 300"),
     ],
 )
 def test_tampered_imputer_state(fitted_imputer, name, value, message):
@@ -686,9 +728,12 @@ def test_tampered_imputer_state(fitted_imputer, name, value, message):
         load(io.BytesIO(_with_attribute(_saved(imputer), name, value)))
 
 
-@pytest.mark.parametrize("change", ["nan", "weights", "orthonormal", "dtype"])
+@pytest.mark.parametrize("change", ["nan", "weights", "orthonormal", "dtype", "rows dtype"])
 def test_tampered_imputer_model(fitted_imputer, change):
-    """The linear model's arrays: finite, weights in [0, 1), orthonormal components."""
+    """The linear model's arrays: finite, weights in [0, 1), orthonormal components.
+
+    The nearest training rows are in the model's dtype.
+    """
     imputer, _ = fitted_imputer
     components, weights = imputer._fill_components.copy(), imputer._fill_weights.copy()
     name, value, message = {
@@ -696,9 +741,15 @@ def test_tampered_imputer_model(fitted_imputer, change):
         "weights": ("_fill_weights", weights + 1, "weights in \\[0, 1\\)"),
         "orthonormal": ("_fill_components", 2 * components, "orthonormal components"),
         "dtype": ("_fill_mean", imputer._fill_mean.astype(np.float32), "_fill_mean=.* float64"),
+        "rows dtype": (None, None, None),
     }[change]
     if change == "dtype" and imputer._fill_components.dtype == np.float32:
         value = imputer._fill_mean.astype(np.float64)
         message = "_fill_mean=.* float32 array"
+    if change == "rows dtype":
+        other = {np.float32: np.float64, np.float64: np.float32}
+        rows = imputer._neighbor_rows
+        name, value = "_neighbor_rows", rows.astype(other[rows.dtype.type])
+        message = f"_neighbor_rows=.* a finite {rows.dtype.name} array"
     with pytest.raises(ValueError, match="(?s)" + message):
         load(io.BytesIO(_with_attribute(_saved(imputer), name, value)))

@@ -60,25 +60,10 @@ def neighbour_terms(graph, codes, train_codes, n_neighbors, k_distance, lrd):
     nearest. Distances come from their expansion, in float64 exact to about
     1e-8 of the codes' norms. Returns two (N, 1) float64 columns.
     """
-    float64, purpose = np.float64, "the local outlier factor"
-    train = np.asarray(train_codes, dtype=float64)
-    ones = graph.constant(np.ones((train.shape[1], 1)), "ones", dtype=float64)
-    squares = graph.node(
-        "Add",
-        graph.node("MatMul", graph.node("Mul", codes, codes), ones),
-        graph.node("MatMul", codes, graph.constant(-2 * train.T, "train_codes", dtype=float64)),
+    float64 = np.float64
+    nearest, indices = graph.nearest(
+        codes, train_codes, n_neighbors, name="train_codes", purpose="the local outlier factor"
     )
-    squares = graph.node("Add", squares, graph.constant((train**2).sum(axis=1), dtype=float64))
-    distances = graph.node("Sqrt", graph.node("Max", squares, graph.constant(0.0, dtype=float64)))
-    nearest, indices = graph.nodes(
-        "TopK",
-        graph.node("Neg", distances),
-        graph.constant([n_neighbors], "n_neighbors", dtype=np.int64),
-        n_outputs=2,
-        purpose=purpose,
-        axis=1,
-    )
-    nearest = graph.node("Neg", nearest)
     k_distance = graph.constant(k_distance, "k_distance", dtype=float64)
     reach = graph.node("Max", nearest, graph.node("Gather", k_distance, indices))
     mean = graph.constant(np.full((n_neighbors, 1), 1.0 / n_neighbors), "mean", dtype=float64)

@@ -76,20 +76,24 @@ class TrainingCopies:
         """Hide entries of the selected rows anew in every copy, into ``inputs`` and ``masks``."""
         Z, observed = self.Z[rows], self.observed[rows]
         n_rows = len(rows)
-        for copy in range(self.n_copies):
+        for copy in range(len(inputs) // max(n_rows, 1)):
             hidden = observed & (self.rng.random(observed.shape) < self.mask_fraction)
             part = slice(copy * n_rows, (copy + 1) * n_rows)
             inputs[part] = linear_fill(Z, observed & ~hidden, *self.model, exact=False)
             masks[part] = hidden
 
-    def pairs(self, rows, *, fresh=False):
-        """The training pairs of the selected rows of every copy; ``fresh`` remasks them."""
-        shape = (self.n_copies * len(rows), self.Z.shape[1])
+    def pairs(self, rows, *, fresh=False, n_copies=None):
+        """The training pairs of the selected rows of every copy; ``fresh`` remasks them.
+
+        ``n_copies`` copies of the rows, ``self.n_copies`` by default.
+        """
+        n_copies = self.n_copies if n_copies is None else n_copies
+        shape = (n_copies * len(rows), self.Z.shape[1])
         inputs, masks = np.empty(shape, dtype=NETWORK_DTYPE), np.empty(shape, dtype=bool)
         self._draw(rows, inputs, masks)
         return MaskedPairs(
             inputs,
-            np.concatenate([self.Z[rows]] * self.n_copies),
+            np.concatenate([self.Z[rows]] * n_copies),
             masks,
             remask=functools.partial(self._draw, rows) if fresh else None,
         )

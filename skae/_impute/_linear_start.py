@@ -6,7 +6,11 @@ into the base's fit path, ``_prepare``, and the linear model's fill, which
 held as the imputer's fitted attributes: the columns' units
 (``_column_location``, ``_column_scale``), the model (``_fill_mean``,
 ``_fill_components``, ``_fill_weights``) and the features with missing
-entries (``_missing_features``, ``_empty_features``).
+entries (``_missing_features``, ``_empty_features``). Once the network is
+trained, the blend of the nearest training rows' values into its fill is
+chosen on the held-out copies that chose the network (``n_neighbors_``,
+``neighbor_weight_``, and the completed rows searched, ``_neighbor_rows``
+and ``_neighbor_observed``).
 """
 
 import functools
@@ -21,9 +25,17 @@ from skae._impute._copies import (
     fit_linear_model,
     start_at_model,
 )
-from skae._impute._missing import observed_entries, scaled
+from skae._impute._missing import observed_entries, restore, scaled
+from skae._impute._neighbours import (
+    MAX_CHOICE_ROWS,
+    MAX_ROWS,
+    TrainingNeighbours,
+    blend,
+    choose_weight,
+)
 from skae._impute._soft_impute import column_location_scale, linear_fill
 from skae._nn._batches import MaskedPairs
+from skae._nn._threads import torch_threads
 
 
 class LinearStartMixin:
@@ -75,17 +87,111 @@ class LinearStartMixin:
         if early_stopping:
             rows, val_rows = self._split(rows, generator)
         X_val = copies.pairs(val_rows) if early_stopping else None
+        # What chooses the neighbours' blend once the network is kept.
+        self._held_out = (Z, observed, copies, val_rows if early_stopping else None, X_val, rng)
         start = functools.partial(self._start, generator=generator)
         return Preparation(copies.pairs(rows, fresh=True), X_val, start)
 
     def _keep(self, module, result, run, generator, *, first_call):
-        """Keep the trained network, without the optimizer's state.
+        """Keep the trained network, without the optimizer's state; then choose the blend.
 
         The imputer never resumes training, and its optimizer held the
         perceptrons' parameters only, the linear path staying as it was.
         """
         result.optimizer_state = None
-        return super()._keep(module, result, run, generator, first_call=first_call)
+        Z, observed, copies, val_rows, X_val, rng = vars(self).pop("_held_out")
+        super()._keep(module, result, run, generator, first_call=first_call)
+        if result.best_epoch == 0:
+            # The held-out check kept the linear model, fitted on every row:
+            # copies of all the rows choose the blend, on many more entries.
+            val_rows = X_val = None
+        self._fit_neighbours(Z, observed, copies, val_rows, X_val, rng)
+        return self
+
+    # The nearest training rows' blend
+
+    def _network_fill(self, Z, observed):
+        """Z with its missing entries filled by the linear model and the network."""
+        filled = self._linear_fill(Z, observed)
+        with torch_threads(self._work(filled)):
+            return np.where(observed, Z, restore(self.module_, filled))
+
+    def _fit_neighbours(self, Z, observed, copies, val_rows, X_val, rng):
+        """Choose the weight of the nearest training rows' values on held-out copies.
+
+        The rows searched are the training rows completed by the network's
+        fill, at most ``MAX_ROWS`` of them. The weight is chosen on the
+        hidden entries of the validation copies, or on copies of all the
+        training rows drawn anew (without validation copies); a row's own
+        completed row, which holds its hidden entries, is never among its
+        neighbours.
+        """
+        n_samples, n_features = Z.shape
+        stored = np.arange(n_samples)
+        if n_samples > MAX_ROWS:
+            stored = np.sort(rng.choice(n_samples, MAX_ROWS, replace=False))
+        self.n_neighbors_ = min(self.n_neighbors, len(stored) - 1)
+        self.neighbor_weight_ = 0.0
+        self._neighbor_rows = np.empty((0, n_features), dtype=Z.dtype)
+        self._neighbor_observed = np.empty((0, n_features), dtype=bool)
+        self.__dict__.pop("_training_neighbours", None)
+        if self.n_neighbors_ < 1:
+            return
+        rows = self._network_fill(Z[stored], observed[stored])
+        neighbours = TrainingNeighbours(
+            rows, observed[stored], self.n_neighbors_, self._column_scale
+        )
+        if X_val is None:
+            # About MAX_CHOICE_ROWS copies, of every row where there are fewer.
+            val_rows = np.arange(n_samples)
+            if n_samples > MAX_CHOICE_ROWS:
+                val_rows = np.sort(rng.choice(n_samples, MAX_CHOICE_ROWS, replace=False))
+            n_copies = min(copies.n_copies, max(MAX_CHOICE_ROWS // len(val_rows), 1))
+            X_val = copies.pairs(val_rows, n_copies=n_copies)
+        # The copies' rows: each copy of the rows in turn.
+        choice = np.arange(X_val.shape[0])
+        if len(choice) > MAX_CHOICE_ROWS:
+            choice = np.sort(rng.choice(len(choice), MAX_CHOICE_ROWS, replace=False))
+        row_of = val_rows[choice % len(val_rows)]
+        inputs, targets, hidden = X_val.inputs[choice], X_val.targets[choice], X_val.mask[choice]
+        visible = observed[row_of] & ~hidden
+        with torch_threads(self._work(inputs)):
+            fill = np.where(visible, targets, restore(self.module_, inputs))
+        position = np.full(n_samples, -1)
+        position[stored] = np.arange(len(stored))
+        means, found = neighbours.means(fill, exclude=position[row_of])
+        weight, _ = choose_weight(fill, means, found, targets, hidden)
+        if weight > 0:
+            self.neighbor_weight_ = weight
+            self._neighbor_rows, self._neighbor_observed = rows, observed[stored]
+            self._training_neighbours = neighbours
+
+    def _neighbours(self):
+        """The completed training rows' search, rebuilt from the rows when needed."""
+        neighbours = self.__dict__.get("_training_neighbours")
+        if neighbours is None:
+            neighbours = TrainingNeighbours(
+                self._neighbor_rows,
+                self._neighbor_observed,
+                self.n_neighbors_,
+                self._column_scale,
+            )
+            self._training_neighbours = neighbours
+        return neighbours
+
+    def _blend_neighbours(self, filled, observed):
+        """The missing entries of ``filled`` blended with the nearest training rows' values."""
+        if not self.neighbor_weight_ > 0:
+            return filled
+        means, found = self._neighbours().means(filled)
+        found &= ~observed
+        return blend(filled, means.astype(filled.dtype), found, self.neighbor_weight_)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # The search is rebuilt from the rows: a pickle holds its arrays once.
+        state.pop("_training_neighbours", None)
+        return state
 
     def _start(self, X, generator):
         """The network for training pairs X, or data X, started at the linear model."""

@@ -107,6 +107,47 @@ def _conjugate_gradients(graph, Y, missing, model):
     return outputs[0]
 
 
+def _neighbour_blend(graph, imputer, filled):
+    """``filled`` blended with the mean observed values of its nearest training rows.
+
+    As ``TrainingNeighbours.means`` and ``blend`` compute it: the rows are
+    found between completed rows in X's units, and each feature's mean is
+    over the neighbours that observed it; ``filled`` is float64.
+    """
+    F = np.float64
+    rows = np.asarray(imputer._neighbor_rows, dtype=F)
+    observed = imputer._neighbor_observed
+    n_neighbors, weight = imputer.n_neighbors_, imputer.neighbor_weight_
+    scale = np.asarray(imputer._column_scale, dtype=F)
+    n_features = rows.shape[1]
+    _, indices = graph.nearest(
+        graph.node("Mul", filled, graph.constant(scale, "neighbor_scale", dtype=F)),
+        rows * scale,
+        n_neighbors,
+        name="neighbor_rows",
+        purpose="the nearest training rows",
+    )
+    # The neighbours' values and observed entries, (N, n_neighbors, n_features),
+    # summed over the neighbours by a product with a row of ones.
+    ones = graph.constant(np.ones((1, n_neighbors)), "neighbor_ones", dtype=F)
+    shape = graph.integers([-1, n_features], "neighbor_shape")
+
+    def total(table, name):
+        gathered = graph.node("Gather", graph.constant(table, name, dtype=F), indices, axis=0)
+        return graph.node("Reshape", graph.node("MatMul", ones, gathered), shape)
+
+    totals = total(np.where(observed, rows, 0.0), "neighbor_values")
+    counts = total(observed.astype(F), "neighbor_observed")
+    means = graph.node("Div", totals, graph.node("Max", counts, graph.constant(1.0, dtype=F)))
+    found = graph.node("Less", graph.constant(0.5, dtype=F), counts)
+    blended = graph.node(
+        "Add",
+        graph.node("Mul", filled, graph.constant(1 - weight, dtype=F)),
+        graph.node("Mul", means, graph.constant(weight, dtype=F)),
+    )
+    return graph.node("Where", found, blended, filled)
+
+
 def imputer_graph(graph, imputer, network, X):
     """The nodes of ``imputer.transform`` on the graph's input ``X``.
 
@@ -136,6 +177,8 @@ def imputer_graph(graph, imputer, network, X):
     rows = graph.cast(linear, graph.dtype)
     restored = network.decode(graph, network.encode(graph, rows))
     filled = graph.node("Where", observed, Z, graph.cast(restored, F))
+    if imputer.neighbor_weight_ > 0:
+        filled = graph.node("Where", observed, Z, _neighbour_blend(graph, imputer, filled))
     if imputer._empty_features.size:
         kept = np.ones(n_features, dtype=bool)
         kept[imputer._empty_features] = False

@@ -129,7 +129,8 @@ class _Perceptron:
 
     ``stack`` is a sequence of ``nn.Linear`` layers, each followed by an
     activation module or not, and ``grad_of`` maps the ``id`` of each
-    parameter to its view of the flat gradient.
+    parameter that trains to its view of the flat gradient; a frozen
+    layer's gradients are not computed.
     """
 
     def __init__(self, stack, grad_of):
@@ -143,18 +144,27 @@ class _Perceptron:
                     (
                         layer.weight.detach(),
                         layer.bias.detach(),
-                        grad_of[id(layer.weight)],
-                        grad_of[id(layer.bias)],
+                        grad_of.get(id(layer.weight)),
+                        grad_of.get(id(layer.bias)),
                         activation,
                         None if activation is None else _ACTIVATION_BACKWARD[type(activation)],
                     )
                 )
         self.saved = []
 
+        self.frozen = all(layer[2] is None for layer in self.layers)
+
     @staticmethod
     def supports(stack):
-        """Whether every module of ``stack`` is a linear layer or a known activation."""
-        return all(isinstance(m, nn.Linear) or type(m) in _ACTIVATION_BACKWARD for m in stack)
+        """Whether every module of ``stack`` is a linear layer or a known activation.
+
+        A layer trains whole or not at all: its weight and bias both, or neither.
+        """
+        return all(
+            (isinstance(m, nn.Linear) and m.weight.requires_grad == m.bias.requires_grad)
+            or type(m) in _ACTIVATION_BACKWARD
+            for m in stack
+        )
 
     def forward(self, x):
         """The stack's output for ``x``, keeping what :meth:`backward` needs."""
@@ -178,8 +188,9 @@ class _Perceptron:
             x, pre, out = self.saved[i]
             if derivative is not None:
                 grad = derivative(grad, pre, out)
-            torch.mm(grad.T, x, out=weight_grad)
-            torch.sum(grad, 0, out=bias_grad)
+            if weight_grad is not None:
+                torch.mm(grad.T, x, out=weight_grad)
+                torch.sum(grad, 0, out=bias_grad)
             if i > 0 or input_grad:
                 grad = grad @ weight
         self.saved = []
@@ -218,7 +229,8 @@ class PerceptronStep(AutogradStep):
     The forward and backward passes run as matrix products into the flat
     gradient, without building an autograd graph, with the inputs,
     corruption, losses and penalty of :class:`AutogradStep`, and the same
-    gradients.
+    gradients. Layers that do not train (the imputer's linear path) get
+    none, as autograd leaves them out.
     """
 
     def __init__(self, module, X, grad, *, options, generator, device):
@@ -241,7 +253,7 @@ class PerceptronStep(AutogradStep):
             )
             and options.precision != "bfloat16"
             and device.type == "cpu"
-            and all(p.requires_grad for p in module.parameters())
+            and any(p.requires_grad for p in module.parameters())
         )
 
     @torch.no_grad()
@@ -264,7 +276,8 @@ class PerceptronStep(AutogradStep):
             codes_grad.mul_(keep)
         if beside:
             self.encoder_branch.backward(codes_grad, input_grad=False)
-        self.encoder.backward(codes_grad, input_grad=False)
+        if not self.encoder.frozen:
+            self.encoder.backward(codes_grad, input_grad=False)
         self.penalize(targets.shape[0])
         return batch_loss
 
