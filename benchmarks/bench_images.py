@@ -49,6 +49,7 @@ import itertools
 import time
 import warnings
 
+import bench_mnist
 import numpy as np
 from sklearn.datasets import load_digits, load_sample_images
 from sklearn.decomposition import PCA
@@ -62,18 +63,13 @@ from skae._nn._batches import reconstruction_error
 
 CHANNELS = (16, 32)
 DENSE = (256,)
-# The deep preset of bench_mnist.py, Hinton and Salakhutdinov's layer sizes.
-DEEP = dict(
-    hidden_layer_sizes=(1000, 500, 250),
-    init="random",
-    activation="tanh",
-    output_activation="sigmoid",
-    loss="bce",
-    batch_size=256,
-    learning_rate_init=2e-3,
-    alpha=1e-3,
-    tol=0.0,
-)
+# The deep preset of bench_mnist.py, Hinton and Salakhutdinov's layer sizes,
+# less what the curve sets itself.
+DEEP = {
+    name: value
+    for name, value in bench_mnist.DEEP.items()
+    if name not in ("encoding_dim", "learning_rate", "random_state")
+}
 # Squared error per MNIST test image of Hinton and Salakhutdinov's (2006)
 # deep autoencoder with 30 codes.
 HINTON = 3.00
