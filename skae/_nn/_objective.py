@@ -28,13 +28,6 @@ def nested_dropout(codes, generator):
     return torch.where(keep, codes, codes.detach().mean(dim=0)), keep
 
 
-def prefix_codes(codes, n_kept, fill):
-    """``codes`` with the units from ``n_kept`` on held at ``fill``."""
-    codes = codes.clone()
-    codes[:, n_kept:] = fill[n_kept:]
-    return codes
-
-
 def penalty_weights(options, n_rows):
     """The weight of each named penalty term in a batch of ``n_rows`` rows.
 
