@@ -10,10 +10,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
-from skae._impute._copies import check_linear_model
+from skae._impute._copies import LINEAR_STATE, check_linear_model
 from skae._impute._linear_start import LinearStartMixin
 from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan
-from skae._impute._neighbours import check_neighbours
+from skae._impute._neighbours import NEIGHBOUR_STATE, check_neighbours
 from skae._nn._state import require_attributes
 
 
@@ -246,20 +246,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         **BaseAutoencoder._training_constraints,
     }
 
-    _state_names = (
-        *BaseAutoencoder._state_names,
-        "_column_location",
-        "_column_scale",
-        "_fill_mean",
-        "_fill_components",
-        "_fill_weights",
-        "_missing_features",
-        "_empty_features",
-        "n_neighbors_",
-        "neighbor_weight_",
-        "_neighbor_rows",
-        "_neighbor_observed",
-    )
+    _state_names = (*BaseAutoencoder._state_names, *LINEAR_STATE, *NEIGHBOUR_STATE)
 
     def __init__(
         self,
@@ -418,7 +405,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     @classmethod
     def _check_fitted_state(cls, attributes):
         super()._check_fitted_state(attributes)
-        require_attributes(attributes, cls._state_names[-11:-4])
+        require_attributes(attributes, LINEAR_STATE)
         check_linear_model(attributes)
         check_neighbours(attributes)
 

@@ -136,6 +136,19 @@ def start_at_model(model, network, sample, generator):
     return module
 
 
+# The imputer's fitted state beside its network: column scales, the linear
+# model and the feature lists.
+LINEAR_STATE = (
+    "_column_location",
+    "_column_scale",
+    "_fill_mean",
+    "_fill_components",
+    "_fill_weights",
+    "_missing_features",
+    "_empty_features",
+)
+
+
 def check_linear_model(attributes):
     """Check the imputer's column scales, linear model and feature lists read from a file."""
     spec = attributes["_network_spec"]

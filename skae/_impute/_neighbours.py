@@ -113,23 +113,26 @@ def choose_weight(fill, means, found, targets, hidden):
     return WEIGHTS[int(np.argmin(errors))], errors
 
 
+# The fitted state of the blend.
+NEIGHBOUR_STATE = ("n_neighbors_", "neighbor_weight_", "_neighbor_rows", "_neighbor_observed")
+
+
 def check_neighbours(attributes):
     """Check the imputer's blend of the nearest training rows read from a file.
 
     A file written before the blend holds none of its attributes: that
     imputer loads without the blend (a weight of 0), and imputes as it did.
     """
-    names = ("n_neighbors_", "neighbor_weight_", "_neighbor_rows", "_neighbor_observed")
     n_features = attributes["_network_spec"]["n_features"]
     dtype = attributes["_fill_components"].dtype
-    if set(names).isdisjoint(attributes):
+    if set(NEIGHBOUR_STATE).isdisjoint(attributes):
         attributes.update(
             n_neighbors_=0,
             neighbor_weight_=0.0,
             _neighbor_rows=np.empty((0, n_features), dtype=dtype),
             _neighbor_observed=np.empty((0, n_features), dtype=bool),
         )
-    require_attributes(attributes, names)
+    require_attributes(attributes, NEIGHBOUR_STATE)
     rows = fitted_array(attributes, "_neighbor_rows", (None, n_features), dtypes=(dtype.name,))
     fitted_array(attributes, "_neighbor_observed", rows.shape, dtypes=("bool",))
     fitted_value(

@@ -151,7 +151,6 @@ class _Perceptron:
                     )
                 )
         self.saved = []
-
         self.frozen = all(layer[2] is None for layer in self.layers)
 
     @staticmethod
