@@ -313,7 +313,7 @@ class Network(nn.Module):
         one is left as it was.
         """
         fill = torch.as_tensor(fill, dtype=self.dtype)
-        cut = build_network(self.spec).load_arrays(self.to_arrays()).to(self.dtype)
+        cut = build_network(self.spec).load_arrays(self.to_arrays())
         makers, readers = cut.code_layers()
         for layer, divisor in readers:
             held = fill[n_codes:] if divisor is None else fill[n_codes:] / divisor[n_codes:]
