@@ -343,10 +343,10 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
         }
         if self.output_activation != "auto":
             current["output_activation"] = self.output_activation
-        if "image_shape" in self._network_spec:
-            shape = image_shape(self.image_shape, self._network_spec["n_features"])
-            current["image_shape"] = None if shape is None else list(shape)
-        check_architecture(self._network_spec, current)
+        shape = image_shape(self.image_shape, self._network_spec["n_features"])
+        current["image_shape"] = None if shape is None else list(shape)
+        # A network that is not convolutional has no image shape in its spec.
+        check_architecture({"image_shape": None, **self._network_spec}, current)
 
     def _hidden_layer_sizes(self, X):
         """The hidden layers' widths for training data X, or the fitted ones when None.

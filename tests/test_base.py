@@ -139,6 +139,7 @@ def test_continued_training_converts_to_the_network_dtype(digits, first, later, 
         ("activation", "tanh"),
         ("code_activation", "relu"),
         ("output_activation", "identity"),
+        ("image_shape", (8, 8)),
     ],
 )
 @pytest.mark.parametrize("call", ["partial_fit", "warm start"])
