@@ -128,7 +128,7 @@ class AutoencoderTransformer(
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
         plans about 1000 mini-batch steps: ``round(1000 / n_batches)``
-        epochs, at least 3 and at most 50.
+        epochs, at least 3 and at most 200.
 
     learning_rate_init : float, default=3e-3
         Adam's initial (peak, with "cosine") learning rate.
@@ -168,9 +168,12 @@ class AutoencoderTransformer(
     early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data,
         stop when its reconstruction error stops improving, and keep the
-        weights that scored best on it, if they beat the starting weights
-        on it by a paired test (1.5 standard errors of the per-row
-        difference); otherwise the network starts again from all the rows.
+        weights that scored best on it, if they beat the starting weights:
+        every other held-out row scores the epochs, and the others judge
+        the best epoch's weights by a one-sided paired t-test of their
+        per-row gain over the start, at the 5% level (rows that chose an
+        epoch flatter it). Otherwise the network starts again from all the
+        rows.
         "auto" does so for a network with hidden layers beside its PCA
         path, where the data leave rows for both parts.
 
@@ -297,8 +300,9 @@ class AutoencoderTransformer(
         The minimum of ``loss_curve_``; None with ``early_stopping``.
 
     validation_scores_ : list of float or None
-        Negative mean squared reconstruction error on the validation set
-        after each epoch; None without ``early_stopping``. With ordered
+        Negative mean squared reconstruction error on the held-out rows that
+        score the epochs (every other one) after each epoch; None without
+        ``early_stopping``. With ordered
         codes, the starting weights' error times the mean, over the
         prefixes of 1, 2, 4, ... units and the whole code, of each prefix's
         error relative to the starting weights'.

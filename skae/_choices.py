@@ -257,8 +257,9 @@ def resolve_early_stopping(early_stopping, residual, validation_fraction, n_samp
 
 def validation_rows(validation_fraction, n_samples):
     """Rows held out for validation: ``validation_fraction`` of them, and at least
-    30 (a quarter of the rows on small data), so that the paired test that
-    accepts trained weights has rows to judge them on."""
+    30 (a quarter of the rows on small data), so that the rows that score
+    the epochs and those whose paired test accepts the best have rows
+    enough."""
     return max(int(round(validation_fraction * n_samples)), min(30, n_samples // 4))
 
 

@@ -10,13 +10,15 @@ import math
 
 import numpy as np
 import torch
+from scipy import stats
 
 from skae._nn._batches import MaskedPairs, inference_rows, normalized_pairs
 from skae._nn._objective import row_errors
 
-# Trained weights replace the starting ones only if their validation error
-# is lower by this many standard errors of the paired per-row difference.
-ACCEPT_STANDARD_ERRORS = 1.5
+# Trained weights replace the starting ones only if a one-sided paired
+# t-test of their per-row gain on the rows that judge them passes at this
+# level.
+ACCEPT_LEVEL = 0.05
 # Bytes, at most, of the rows that score ordered codes that training holds
 # normalised between epochs.
 HELD_BYTES = 2**24
@@ -149,13 +151,15 @@ def prefixes_significant(start_errors, errors):
 
 
 def significant(gain):
-    """Whether per-row gains on validation rows are clearly above zero.
+    """Whether per-row gains on held-out rows are clearly above zero.
 
-    On small or noisy validation sets the best epoch's score is the best of
-    many noisy ones; a paired test against the starting weights keeps it
-    only when its gain is ``ACCEPT_STANDARD_ERRORS`` standard errors clear.
+    A one-sided paired t-test at ``ACCEPT_LEVEL``: the mean gain must
+    exceed Student's t quantile times its standard error, so that a
+    handful of rows, whose spread is itself a guess, must show more.
     """
-    if len(gain) < 2:
+    n_rows = len(gain)
+    if n_rows < 2:
         return False
-    standard_error = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
-    return float(np.mean(gain)) > ACCEPT_STANDARD_ERRORS * standard_error
+    standard_error = float(np.std(gain, ddof=1)) / math.sqrt(n_rows)
+    critical = float(stats.t.ppf(1 - ACCEPT_LEVEL, n_rows - 1))
+    return float(np.mean(gain)) > critical * standard_error
