@@ -139,7 +139,8 @@ class AutoencoderTransformer(
     learning_rate : {"cosine", "constant"}, default="cosine"
         Learning-rate schedule. "cosine" warms up linearly over the first
         tenth of the planned steps, then decays along a half cosine to zero
-        at ``max_iter`` epochs; the fit then ends as planned, without a
+        at ``max_iter`` epochs (sooner, see ``n_iter_no_change``); the fit
+        then ends as planned, without a
         :class:`~sklearn.exceptions.ConvergenceWarning`. "constant" keeps
         ``learning_rate_init`` and warns when ``max_iter`` ends the fit.
 
@@ -155,18 +156,22 @@ class AutoencoderTransformer(
         Tolerance for the optimisation. When the training loss (or the
         validation score, with ``early_stopping``) does not improve by at
         least ``tol`` on the best so far for ``n_iter_no_change + 1``
-        consecutive epochs, training stops. With a linear output ``tol`` is
-        relative to the data's mean variance (the network's normalised
-        units), so that it does not depend on the data's magnitude. Late in
-        a long cosine schedule the loss can improve by less than ``tol`` per
-        epoch while the network still gets better; ``tol=0`` runs the
-        schedule to its end.
+        consecutive epochs, training stops, or with the "cosine" schedule
+        runs the rest of it over at most ``n_iter_no_change`` more epochs
+        and stops there. With a linear output ``tol`` is relative to the
+        data's mean variance (the network's normalised units), so that it
+        does not depend on the data's magnitude. ``tol=0`` runs the
+        schedule at its planned pace to its end.
 
     n_iter_no_change : int or np.inf, default=10
-        Epochs without improvement by ``tol`` that training tolerates: it
-        stops at the next such epoch, the ``n_iter_no_change + 1``-th in a
-        row, as :class:`~sklearn.neural_network.MLPRegressor` does.
-        ``np.inf`` never stops early.
+        Epochs without improvement by ``tol`` that training tolerates: at
+        the next such epoch, the ``n_iter_no_change + 1``-th in a row, it
+        stops, as :class:`~sklearn.neural_network.MLPRegressor` does with a
+        constant rate. With "cosine" the rate, which may still be near its
+        peak, decays to zero along the rest of its cosine over the next
+        ``n_iter_no_change`` epochs (or those ``max_iter`` leaves), and
+        training stops after them: weights trained at a high rate and kept
+        as they were reconstruct worse. ``np.inf`` never stops early.
 
     early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data,

@@ -236,6 +236,39 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert learning_rate_at("constant", 0.3, 0.7) == 0.3
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_a_stalled_cosine_schedule_runs_its_decay_before_stopping(monkeypatch, schedule):
+    # tol=1e9: no epoch improves, so the criterion stalls after 3 epochs,
+    # past the warm-up of the 20 epochs planned.
+    rates = []
+
+    def recorded(*args):
+        rates.append(learning_rate_at(*args))
+        return rates[-1]
+
+    monkeypatch.setattr("skae._nn._run.learning_rate_at", recorded)
+    options = _options(
+        batch_size=20, max_iter=20, learning_rate=schedule, tol=1e9, n_iter_no_change=2
+    )
+    result = train(
+        _module("clip"),
+        _data(200),
+        options,
+        generator=torch.Generator().manual_seed(0),
+        device="cpu",
+    )
+    if schedule == "constant":
+        assert result.n_epochs == 3 and result.stopped_early
+        return
+    # Then the rest of the cosine, from where it was to zero, over 2 epochs.
+    assert result.n_epochs == 5 and result.stopped_early
+    stalled, finish = rates[:30], np.array(rates[30:])
+    assert len(finish) == 20
+    assert finish[0] == pytest.approx(stalled[-1], rel=0.05)
+    assert np.all(np.diff(finish) < 0) and finish[-1] < 0.01 * max(rates)
+    assert finish[0] > 0.5 * max(rates)
+
+
 @pytest.mark.parametrize("noise", [None, "masking"])
 def test_train_lowers_the_loss_and_records_each_epoch(noise):
     X = _data(200).astype(np.float32)

@@ -183,6 +183,9 @@ class Run:
         self.tol = options.tol * self.loss_scale
         self.no_improvement = 0
         self.step = 0
+        # Once the criterion stalls under "cosine": the step, the progress
+        # along the schedule and the steps over which the rest of it runs.
+        self.finishing = None
         self._stack = contextlib.ExitStack()
 
     def __enter__(self):
@@ -262,9 +265,7 @@ class Run:
             batch_losses.append(self.batch_step(rows))
             self.optimizer.step(
                 learning_rate_at(
-                    options.learning_rate,
-                    options.learning_rate_init,
-                    self.step / self.total_steps,
+                    options.learning_rate, options.learning_rate_init, self._progress()
                 )
             )
             self.copy.refresh()
@@ -309,7 +310,13 @@ class Run:
         if is_best:
             best.keep(value, result.n_epochs)
         self.no_improvement = 0 if improved else self.no_improvement + 1
-        if self.no_improvement > options.n_iter_no_change:
+        if self.finishing is not None:
+            start, _, steps = self.finishing
+            if self.step < start + steps:
+                return False
+        elif self.no_improvement > options.n_iter_no_change and self._finish_schedule():
+            return False
+        if self.finishing is not None or self.no_improvement > options.n_iter_no_change:
             result.stopped_early = True
             if options.verbose:
                 print(
@@ -319,6 +326,38 @@ class Run:
                 )
             return True
         return False
+
+    def _progress(self):
+        """How far along the learning-rate schedule the next step is, from 0 to 1."""
+        if self.finishing is None:
+            return self.step / self.total_steps
+        start, progress, steps = self.finishing
+        return progress + (1.0 - progress) * (self.step - start) / steps
+
+    def _finish_schedule(self):
+        """Run the rest of a cosine schedule over the next epochs, as the criterion stalled.
+
+        Stopping where the criterion stalls would keep weights trained at
+        a rate still near its peak; the rate decays to zero instead along
+        the rest of its cosine, over ``n_iter_no_change`` epochs at most
+        (or those ``max_iter`` leaves), and training stops there. Returns
+        whether it does so, rather than stopping now.
+        """
+        options = self.options
+        left = options.max_iter - self.result.n_epochs
+        progress = self.step / self.total_steps
+        if options.learning_rate != "cosine" or progress >= 1.0 or left < 1:
+            return False
+        epochs = min(left, options.n_iter_no_change)
+        self.finishing = self.step, progress, epochs * self.n_batches
+        if options.verbose:
+            print(
+                f"No improvement of at least tol={options.tol} for "
+                f"{options.n_iter_no_change} consecutive epochs: the learning rate "
+                f"decays to zero over the next {epochs} epochs.",
+                flush=True,
+            )
+        return True
 
     def _prefix_errors(self):
         """Errors of the prefixes 1, 2, 4, ... on the rows that score ordered codes."""
