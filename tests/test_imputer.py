@@ -528,11 +528,18 @@ def test_refitted_copy_never_sees_its_hidden_entries():
     assert not np.allclose(fill[hidden], Z[hidden])
 
 
-@pytest.mark.parametrize("network_kept", [False, True])
-def test_refitted_copies_choose_the_blend_of_the_linear_model_only(monkeypatch, network_kept):
+@pytest.mark.parametrize(
+    "data, network_kept, n_refits",
+    [("clustered", False, 3), ("clustered", True, 0), ("normal", False, 0)],
+)
+def test_refitted_copies_weigh_the_blend_of_the_linear_model(
+    monkeypatch, data, network_kept, n_refits
+):
     # Where the held-out check keeps the linear model, fitted on every
-    # entry, copies fitted again without their hidden entries choose the
-    # blend; a kept network is scored on the held-out rows it never saw.
+    # entry, and its held-out copies choose a blend, copies fitted again
+    # without their hidden entries choose its weight; a kept network is
+    # scored on held-out rows it never saw, and normal rows, whose
+    # conditional means are the best fill, choose no blend at all.
     from skae._impute import _linear_start
 
     calls = []
@@ -543,12 +550,17 @@ def test_refitted_copies_choose_the_blend_of_the_linear_model_only(monkeypatch, 
         return refit_copy(*args)
 
     monkeypatch.setattr(_linear_start, "refit_copy", counting)
-    X, X_missing, _ = _clustered(150)
+    if data == "clustered":
+        _, X_missing, _ = _clustered(150)
+    else:
+        rng = np.random.default_rng(0)
+        X_missing, _ = _remove(rng.normal(size=(150, 8)) @ rng.normal(size=(8, 8)), 0.3, 1)
     params = dict(hidden_layer_sizes=(16,), max_iter=5 if network_kept else 1, random_state=0)
     imputer = AutoencoderImputer(learning_rate_init=1e-2 if network_kept else 1e-9, **params)
     imputer.fit(X_missing)
     assert all(coef.any() for coef in imputer.coefs_) == network_kept
-    assert len(calls) == (0 if network_kept else 3)
+    assert len(calls) == n_refits
+    assert (imputer.neighbor_weight_ > 0) == (data == "clustered")
     assert np.isfinite(imputer.transform(X_missing)).all()
 
 

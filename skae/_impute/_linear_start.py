@@ -123,15 +123,15 @@ class LinearStartMixin:
         """Choose the weight of the nearest training rows' values on held-out entries.
 
         The rows searched are the training rows completed by the network's
-        fill, at most ``MAX_ROWS`` of them. Where the fill is the ``linear``
-        model's, fitted on every entry, and X is small, the weight is chosen
-        on copies of X with a further ``mask_fraction`` of its entries
-        hidden and the linear model fitted again without them, as the
-        missing entries were never seen (:func:`refit_copy`). Otherwise it
-        is chosen on the hidden entries of the validation copies, or on
-        copies of all the training rows drawn anew (without validation
-        copies); a row's own completed row, which holds its hidden entries,
-        is never among its neighbours.
+        fill, at most ``MAX_ROWS`` of them. The weight is chosen on the
+        hidden entries of the validation copies, or on copies of all the
+        training rows drawn anew (without validation copies); a row's own
+        completed row, which holds its hidden entries, is never among its
+        neighbours. Where the fill is the ``linear`` model's, fitted on
+        every entry, and X is small, a blend chosen there is kept with the
+        weight chosen on copies of X with a further ``mask_fraction`` of
+        its entries hidden and the linear model fitted again without them,
+        as the missing entries were never seen (:func:`refit_copy`).
         """
         n_samples, n_features = Z.shape
         stored = np.arange(n_samples)
@@ -148,7 +148,13 @@ class LinearStartMixin:
         neighbours = TrainingNeighbours(
             rows, observed[stored], self.n_neighbors_, self._column_scale
         )
-        if linear and Z.size <= REFIT_MAX_ENTRIES:
+        weight = self._held_out_weight(neighbours, stored, observed, copies, val_rows, X_val, rng)
+        if weight > 0 and linear and Z.size <= REFIT_MAX_ENTRIES:
+            # The linear model's fill of entries it was fitted on is
+            # optimistic, and the weight chosen on them too low; copies whose
+            # model never saw their hidden entries, fitted on fewer entries,
+            # lean the other way. The blend is kept where both find it
+            # restores hidden entries better, with the refitted copies' weight.
             max_rank = None if self.encoding_dim == "auto" else self.encoding_dim
             refits = [
                 refit_copy(
@@ -163,10 +169,6 @@ class LinearStartMixin:
             ]
             parts = zip(*refits, strict=True)
             weight, _ = choose_weight(*(np.concatenate(part) for part in parts))
-        else:
-            weight = self._held_out_weight(
-                neighbours, stored, observed, copies, val_rows, X_val, rng
-            )
         if weight > 0:
             self.neighbor_weight_ = weight
             self._neighbor_rows, self._neighbor_observed = rows, observed[stored]

@@ -31,9 +31,10 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # At most this many held-out copies choose the weight.
 MAX_CHOICE_ROWS = 10_000
 # Where the linear model is the fill and X has at most this many entries,
-# the weight is chosen on REFIT_COPIES copies of X whose linear model is
-# fitted again without their hidden entries.
-REFIT_MAX_ENTRIES = 2**18
+# a blend chosen on the held-out copies takes the weight chosen on
+# REFIT_COPIES copies of X whose linear model is fitted again without their
+# hidden entries.
+REFIT_MAX_ENTRIES = 2**16
 REFIT_COPIES = 3
 # Rows searched at a time, bounding the (rows, n_neighbors, n_features)
 # gathers of the neighbours' values.
