@@ -6,7 +6,10 @@ nearest training rows, the distance measured between completed rows (the
 observed entries with the imputer's fill of the missing ones) in X's own
 units, as :class:`~sklearn.impute.KNNImputer` measures it. The blend's
 weight is chosen on the hidden entries of the held-out copies that choose
-the network, a training row never counting among its own neighbours there.
+the network, a training row never counting among its own neighbours there;
+where the fill is the linear model's, on small data, the weight of a blend
+chosen there is set on copies whose linear model is fitted again without
+their hidden entries (:func:`refit_copy`).
 """
 
 import numpy as np
