@@ -31,6 +31,7 @@ from skae._impute._neighbours import (
     MAX_ROWS,
     REFIT_COPIES,
     REFIT_MAX_ENTRIES,
+    REFIT_MAX_FEATURES,
     TrainingNeighbours,
     blend,
     choose_weight,
@@ -149,7 +150,8 @@ class LinearStartMixin:
             rows, observed[stored], self.n_neighbors_, self._column_scale
         )
         weight = self._held_out_weight(neighbours, stored, observed, copies, val_rows, X_val, rng)
-        if weight > 0 and linear and Z.size <= REFIT_MAX_ENTRIES:
+        small = Z.size <= REFIT_MAX_ENTRIES and Z.shape[1] <= REFIT_MAX_FEATURES
+        if weight > 0 and linear and small:
             # The linear model's fill of entries it was fitted on is
             # optimistic, and the weight chosen on them too low; copies whose
             # model never saw their hidden entries, fitted on fewer entries,

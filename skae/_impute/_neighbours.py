@@ -33,11 +33,13 @@ MAX_ROWS = 10_000
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # At most this many held-out copies choose the weight.
 MAX_CHOICE_ROWS = 10_000
-# Where the linear model is the fill and X has at most this many entries,
-# a blend chosen on the held-out copies takes the weight chosen on
-# REFIT_COPIES copies of X whose linear model is fitted again without their
-# hidden entries.
+# Where the linear model is the fill and X has at most this many entries
+# and features, a blend chosen on the held-out copies takes the weight
+# chosen on REFIT_COPIES copies of X whose linear model is fitted again
+# without their hidden entries: each costs a fit of the linear model, whose
+# normal model's EM grows with the cube of a row's missing entries.
 REFIT_MAX_ENTRIES = 2**16
+REFIT_MAX_FEATURES = 32
 REFIT_COPIES = 3
 # Rows searched at a time, bounding the (rows, n_neighbors, n_features)
 # gathers of the neighbours' values.
