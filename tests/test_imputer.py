@@ -405,13 +405,17 @@ def test_training_hides_other_entries_every_epoch_after_the_first(monkeypatch):
 # The nearest training rows' blend
 
 
-@pytest.fixture(scope="module")
-def clustered_data():
+def _clustered(n_samples):
     """Rows near one of 12 centres in 8 columns: more clusters than a linear model tells apart."""
     rng = np.random.default_rng(0)
     centres = 2 * rng.normal(size=(12, 8))
-    X = centres[rng.integers(12, size=600)] + 0.2 * rng.normal(size=(600, 8))
+    X = centres[rng.integers(12, size=n_samples)] + 0.2 * rng.normal(size=(n_samples, 8))
     return X, *_remove(X, 0.3, 1)
+
+
+@pytest.fixture(scope="module")
+def clustered_data():
+    return _clustered(600)
 
 
 def test_nearest_rows_blend_restores_clustered_data_better(clustered_data):
@@ -492,6 +496,72 @@ def test_a_row_is_not_its_own_neighbour_when_the_blend_is_chosen():
     assert weight == 0 and errors.argmin() == 0
     weight, errors = choose_weight(fill, np.full((1, 2), 0.5), found | True, targets, hidden)
     assert weight == 1 and errors[-1] < errors[0]
+
+
+def test_refitted_copy_never_sees_its_hidden_entries():
+    from skae._impute._copies import fit_linear_model
+    from skae._impute._neighbours import refit_copy
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(40, 4)) @ rng.normal(size=(4, 4))
+    observed = rng.random(Z.shape) > 0.2
+    hidden = observed & (rng.random(Z.shape) < 0.3)
+    seen = []
+
+    def fit(Z_visible, visible):
+        seen.append((Z_visible.copy(), visible.copy()))
+        return fit_linear_model(Z_visible, visible, np.random.default_rng(1))
+
+    fill, means, found, targets, mask = refit_copy(Z, observed, fit, 3, np.ones(4), hidden)
+    # The model, the fill and the neighbours' means are the same whatever
+    # the hidden values: the copy is scored on entries it never saw.
+    other = np.where(hidden, Z + 100.0, Z)
+    again = refit_copy(other, observed, fit, 3, np.ones(4), hidden)
+    np.testing.assert_array_equal(seen[0][0], seen[1][0])
+    np.testing.assert_array_equal(seen[0][1], observed & ~hidden)
+    np.testing.assert_array_equal(fill, again[0])
+    np.testing.assert_array_equal(means, again[1])
+    np.testing.assert_array_equal(targets, Z)
+    np.testing.assert_array_equal(mask, hidden)
+    visible = observed & ~hidden
+    np.testing.assert_array_equal(fill[visible], Z[visible])
+    assert not np.allclose(fill[hidden], Z[hidden])
+
+
+@pytest.mark.parametrize(
+    "data, network_kept, n_refits",
+    [("clustered", False, 3), ("clustered", True, 0), ("normal", False, 0)],
+)
+def test_refitted_copies_weigh_the_blend_of_the_linear_model(
+    monkeypatch, data, network_kept, n_refits
+):
+    # Where the held-out check keeps the linear model, fitted on every
+    # entry, and its held-out copies choose a blend, copies fitted again
+    # without their hidden entries choose its weight; a kept network is
+    # scored on held-out rows it never saw, and normal rows, whose
+    # conditional means are the best fill, choose no blend at all.
+    from skae._impute import _linear_start
+
+    calls = []
+    refit_copy = _linear_start.refit_copy
+
+    def counting(*args):
+        calls.append(args)
+        return refit_copy(*args)
+
+    monkeypatch.setattr(_linear_start, "refit_copy", counting)
+    if data == "clustered":
+        _, X_missing, _ = _clustered(150)
+    else:
+        rng = np.random.default_rng(0)
+        X_missing, _ = _remove(rng.normal(size=(150, 8)) @ rng.normal(size=(8, 8)), 0.3, 1)
+    params = dict(hidden_layer_sizes=(16,), max_iter=5 if network_kept else 1, random_state=0)
+    imputer = AutoencoderImputer(learning_rate_init=1e-2 if network_kept else 1e-9, **params)
+    imputer.fit(X_missing)
+    assert all(coef.any() for coef in imputer.coefs_) == network_kept
+    assert len(calls) == n_refits
+    assert (imputer.neighbor_weight_ > 0) == (data == "clustered")
+    assert np.isfinite(imputer.transform(X_missing)).all()
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu", "tanh"])

@@ -29,9 +29,13 @@ from skae._impute._missing import observed_entries, restore, scaled
 from skae._impute._neighbours import (
     MAX_CHOICE_ROWS,
     MAX_ROWS,
+    REFIT_COPIES,
+    REFIT_MAX_ENTRIES,
+    REFIT_MAX_FEATURES,
     TrainingNeighbours,
     blend,
     choose_weight,
+    refit_copy,
 )
 from skae._impute._soft_impute import column_location_scale, linear_fill
 from skae._nn._batches import MaskedPairs
@@ -101,11 +105,11 @@ class LinearStartMixin:
         result.optimizer_state = None
         Z, observed, copies, val_rows, X_val, rng = vars(self).pop("_held_out")
         super()._keep(module, result, run, generator, first_call=first_call)
-        if result.best_epoch == 0:
-            # The held-out check kept the linear model, fitted on every row:
-            # copies of all the rows choose the blend, on many more entries.
+        # Whether the held-out check kept the linear model, fitted on every row.
+        linear = val_rows is not None and result.best_epoch == 0
+        if linear:
             val_rows = X_val = None
-        self._fit_neighbours(Z, observed, copies, val_rows, X_val, rng)
+        self._fit_neighbours(Z, observed, copies, val_rows, X_val, rng, linear=linear)
         return self
 
     # The nearest training rows' blend
@@ -116,15 +120,19 @@ class LinearStartMixin:
         with torch_threads(self._work(filled)):
             return np.where(observed, Z, restore(self.module_, filled))
 
-    def _fit_neighbours(self, Z, observed, copies, val_rows, X_val, rng):
-        """Choose the weight of the nearest training rows' values on held-out copies.
+    def _fit_neighbours(self, Z, observed, copies, val_rows, X_val, rng, *, linear):
+        """Choose the weight of the nearest training rows' values on held-out entries.
 
         The rows searched are the training rows completed by the network's
         fill, at most ``MAX_ROWS`` of them. The weight is chosen on the
         hidden entries of the validation copies, or on copies of all the
         training rows drawn anew (without validation copies); a row's own
         completed row, which holds its hidden entries, is never among its
-        neighbours.
+        neighbours. Where the fill is the ``linear`` model's, fitted on
+        every entry, and X is small, a blend chosen there is kept with the
+        weight chosen on copies of X with a further ``mask_fraction`` of
+        its entries hidden and the linear model fitted again without them,
+        as the missing entries were never seen (:func:`refit_copy`).
         """
         n_samples, n_features = Z.shape
         stored = np.arange(n_samples)
@@ -141,6 +149,36 @@ class LinearStartMixin:
         neighbours = TrainingNeighbours(
             rows, observed[stored], self.n_neighbors_, self._column_scale
         )
+        weight = self._held_out_weight(neighbours, stored, observed, copies, val_rows, X_val, rng)
+        small = Z.size <= REFIT_MAX_ENTRIES and Z.shape[1] <= REFIT_MAX_FEATURES
+        if weight > 0 and linear and small:
+            # The linear model's fill of entries it was fitted on is
+            # optimistic, and the weight chosen on them too low; copies whose
+            # model never saw their hidden entries, fitted on fewer entries,
+            # lean the other way. The blend is kept where both find it
+            # restores hidden entries better, with the refitted copies' weight.
+            max_rank = None if self.encoding_dim == "auto" else self.encoding_dim
+            refits = [
+                refit_copy(
+                    Z,
+                    observed,
+                    functools.partial(fit_linear_model, rng=rng, max_rank=max_rank),
+                    self.n_neighbors_,
+                    self._column_scale,
+                    observed & (rng.random(observed.shape) < copies.mask_fraction),
+                )
+                for _ in range(REFIT_COPIES)
+            ]
+            parts = zip(*refits, strict=True)
+            weight, _ = choose_weight(*(np.concatenate(part) for part in parts))
+        if weight > 0:
+            self.neighbor_weight_ = weight
+            self._neighbor_rows, self._neighbor_observed = rows, observed[stored]
+            self._training_neighbours = neighbours
+
+    def _held_out_weight(self, neighbours, stored, observed, copies, val_rows, X_val, rng):
+        """The weight chosen on held-out copies restored by the network."""
+        n_samples = observed.shape[0]
         if X_val is None:
             # About MAX_CHOICE_ROWS copies, of every row where there are fewer.
             val_rows = np.arange(n_samples)
@@ -161,10 +199,7 @@ class LinearStartMixin:
         position[stored] = np.arange(len(stored))
         means, found = neighbours.means(fill, exclude=position[row_of])
         weight, _ = choose_weight(fill, means, found, targets, hidden)
-        if weight > 0:
-            self.neighbor_weight_ = weight
-            self._neighbor_rows, self._neighbor_observed = rows, observed[stored]
-            self._training_neighbours = neighbours
+        return weight
 
     def _neighbours(self):
         """The completed training rows' search, rebuilt from the rows when needed."""

@@ -6,12 +6,16 @@ nearest training rows, the distance measured between completed rows (the
 observed entries with the imputer's fill of the missing ones) in X's own
 units, as :class:`~sklearn.impute.KNNImputer` measures it. The blend's
 weight is chosen on the hidden entries of the held-out copies that choose
-the network, a training row never counting among its own neighbours there.
+the network, a training row never counting among its own neighbours there;
+where the fill is the linear model's, on small data, the weight of a blend
+chosen there is set on copies whose linear model is fitted again without
+their hidden entries (:func:`refit_copy`).
 """
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from skae._impute._soft_impute import linear_fill
 from skae._nn._state import (
     fitted_array,
     fitted_value,
@@ -29,6 +33,14 @@ MAX_ROWS = 10_000
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # At most this many held-out copies choose the weight.
 MAX_CHOICE_ROWS = 10_000
+# Where the linear model is the fill and X has at most this many entries
+# and features, a blend chosen on the held-out copies takes the weight
+# chosen on REFIT_COPIES copies of X whose linear model is fitted again
+# without their hidden entries: each costs a fit of the linear model, whose
+# normal model's EM grows with the cube of a row's missing entries.
+REFIT_MAX_ENTRIES = 2**16
+REFIT_MAX_FEATURES = 32
+REFIT_COPIES = 3
 # Rows searched at a time, bounding the (rows, n_neighbors, n_features)
 # gathers of the neighbours' values.
 CHUNK_ROWS = 1024
@@ -96,6 +108,25 @@ class TrainingNeighbours:
         drop = np.where(own.any(axis=1), own.argmax(axis=1), k)
         keep = np.arange(k + 1) != drop[:, np.newaxis]
         return indices[keep].reshape(len(indices), k)
+
+
+def refit_copy(Z, observed, fit, n_neighbors, scale, hidden):
+    """A copy of scaled data Z, its ``hidden`` entries filled by a model fitted without them.
+
+    The linear model's held-out fill is optimistic where the model was
+    fitted on the entries it restores; ``fit(Z, observed)`` fits one on
+    the copy's visible entries only. The copy's rows are completed by that
+    model's fill and searched for each other's nearest rows, a row never
+    its own neighbour, as transform searches the training rows for a row
+    whose missing entries were never seen. Returns the arguments of
+    :func:`choose_weight`: ``(fill, means, found, Z, hidden)``.
+    """
+    visible = observed & ~hidden
+    Z_visible = np.where(visible, Z, 0).astype(Z.dtype, copy=False)
+    fill = linear_fill(Z_visible, visible, *fit(Z_visible, visible))
+    neighbours = TrainingNeighbours(fill, visible, n_neighbors, scale)
+    means, found = neighbours.means(fill, exclude=np.arange(len(Z)))
+    return fill, means, found, Z, hidden
 
 
 def choose_weight(fill, means, found, targets, hidden):
