@@ -121,7 +121,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs over the training copies. "auto" plans about
-        1000 mini-batch steps, at least 3 and at most 50 epochs.
+        1000 mini-batch steps, at least 3 and at most 200 epochs.
 
     learning_rate_init : float, default=1e-3
         Adam's initial (peak, with "cosine") learning rate. With hidden
@@ -191,8 +191,9 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         mini-batch losses. The copies hide other entries every epoch.
 
     validation_scores_ : list of float or None
-        Negative mean squared error on the hidden entries of the validation
-        copies after each epoch; None without early stopping.
+        Negative mean squared error on the hidden entries of every other
+        validation copy (those that score the epochs; the others judge the
+        best) after each epoch; None without early stopping.
 
     best_validation_score_ : float or None
         The best of ``validation_scores_``; None without early stopping.
