@@ -310,22 +310,21 @@ class Run:
         if is_best:
             best.keep(value, result.n_epochs)
         self.no_improvement = 0 if improved else self.no_improvement + 1
-        if self.finishing is not None:
+        if self.finishing is None:
+            if self.no_improvement <= options.n_iter_no_change or self._finish_schedule():
+                return False
+        else:
             start, _, steps = self.finishing
             if self.step < start + steps:
                 return False
-        elif self.no_improvement > options.n_iter_no_change and self._finish_schedule():
-            return False
-        if self.finishing is not None or self.no_improvement > options.n_iter_no_change:
-            result.stopped_early = True
-            if options.verbose:
-                print(
-                    f"Training stopped: no improvement of at least tol={options.tol} "
-                    f"for {options.n_iter_no_change} consecutive epochs.",
-                    flush=True,
-                )
-            return True
-        return False
+        result.stopped_early = True
+        if options.verbose:
+            print(
+                f"Training stopped: no improvement of at least tol={options.tol} "
+                f"for {options.n_iter_no_change} consecutive epochs.",
+                flush=True,
+            )
+        return True
 
     def _progress(self):
         """How far along the learning-rate schedule the next step is, from 0 to 1."""
