@@ -11,6 +11,7 @@ from skae._impute._soft_impute import linear_fill, soft_impute
 from skae._nn._batches import MaskedPairs
 from skae._nn._contract import choose_kind
 from skae._nn._state import fitted_array, fitted_value
+from skae._nn._threads import torch_threads
 
 # Fraction of the observed entries held out to choose the linear model.
 HELD_OUT = 0.1
@@ -36,14 +37,17 @@ def fit_linear_model(Z, observed, rng, max_rank=None):
     features the multivariate normal one, each chosen on the same held-out
     observed entries; returns ``(mean, components, weights)``. With
     ``max_rank``, the model keeps at most that many components, those of
-    the largest weights.
+    the largest weights. It runs on as many threads as its work merits,
+    whatever torch's setting, so that a small model sums in the same order
+    everywhere.
     """
     held_out = observed & (rng.random(observed.shape) < HELD_OUT)
-    model, error = soft_impute(Z, observed, held_out, rng=rng)
-    if Z.shape[1] <= GAUSSIAN_MAX_FEATURES:
-        gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
-        if not gaussian_error > error:
-            model = gaussian
+    with torch_threads(Z.size * Z.shape[1]):
+        model, error = soft_impute(Z, observed, held_out, rng=rng)
+        if Z.shape[1] <= GAUSSIAN_MAX_FEATURES:
+            gaussian, gaussian_error = gaussian_model(Z, observed, held_out, rng=rng)
+            if not gaussian_error > error:
+                model = gaussian
     mean, components, weights = model
     if max_rank is not None and components.shape[1] > max_rank:
         keep = np.sort(np.argsort(-weights, kind="stable")[:max_rank])

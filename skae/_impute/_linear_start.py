@@ -79,12 +79,9 @@ class LinearStartMixin:
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)
         max_rank = None if self.encoding_dim == "auto" else self.encoding_dim
-        # On as many threads as the work merits, whatever torch's setting:
-        # a small model's fit then sums in the same order everywhere.
-        with torch_threads(Z.size * Z.shape[1]):
-            model = fit_linear_model(Z, observed, rng, max_rank=max_rank)
-            copies = TrainingCopies(Z, observed, model, self.mask_fraction, rng)
+        model = fit_linear_model(Z, observed, rng, max_rank=max_rank)
         self._fill_mean, self._fill_components, self._fill_weights = model
+        copies = TrainingCopies(Z, observed, model, self.mask_fraction, rng)
         rows = np.arange(X.shape[0])
         # Training may worsen the linear model it starts at: "auto" checks
         # it on held-out rows whatever the network.
