@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 
 import skae._nn._threads
 from conftest import DIVERGED, DIVERGING, QUICK
-from skae import AutoencoderTransformer
+from skae import AutoencoderImputer, AutoencoderTransformer
+from skae._nn._linalg import solve_positive_definite
 from skae._nn._threads import SMALL_WORK, torch_threads
 
 
@@ -46,6 +47,41 @@ def test_threadpoolctl_blas_limit_applies_for_the_block(monkeypatch):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads():
+    # torch's batched LU solver hangs or fails on systems of 150 or more
+    # unknowns once the thread count has been set to two or more.
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_positive_definite_solves_with_the_thread_count_set(two_threads):
+    generator = torch.Generator().manual_seed(0)
+    factors = torch.randn(4, 200, 200, generator=generator, dtype=torch.float64)
+    A = factors @ factors.mT / 200 + torch.eye(200, dtype=torch.float64)
+    # The last system is singular: solved by least squares.
+    A[3] = 0.0
+    B = torch.randn(4, 200, 2, generator=generator, dtype=torch.float64)
+    X = solve_positive_definite(A, B)
+    assert torch.allclose(A[:3] @ X[:3], B[:3], atol=1e-10)
+    assert torch.equal(X[3], torch.zeros(200, 2, dtype=torch.float64))
+
+
+def test_imputer_fills_a_wide_table_with_the_thread_count_set(two_threads):
+    # Each row's fill solves a system of its missing entries, up to 160.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 160))
+    missing = rng.random(X.shape) < 0.2
+    filled = AutoencoderImputer(max_iter=2, n_neighbors=0, random_state=0).fit_transform(
+        np.where(missing, np.nan, X)
+    )
+    # Rank 3 without noise: the linear model recovers the missing entries.
+    error = np.sqrt(np.mean((filled - X)[missing] ** 2) / X.var())
+    assert error < 0.02
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ of the imputer's network, as PCA's solution does for the transformer.
 import numpy as np
 import torch
 
+from skae._nn._linalg import solve_positive_definite
+
 # Shrinkages tried, as fractions of the largest singular value, strongest first.
 SHRINKAGES = (0.2, 0.1, 0.05, 0.03, 0.02, 0.01)
 # The shorter path for data of more than LARGE entries.
@@ -185,7 +187,7 @@ def linear_fill(Z, observed, mean, components, weights, *, exact=None):
             m = torch.from_numpy(missing[rows]).to(P.dtype)
             b = (torch.from_numpy(Y[rows]) @ P) * m
             A = eye - m[:, :, None] * P * m[:, None, :]
-            out[rows] = torch.linalg.solve(A, b[:, :, None])[:, :, 0].numpy()
+            out[rows] = solve_positive_definite(A, b[:, :, None])[:, :, 0].numpy()
         return np.where(observed, Z, out + mean)
     # Conjugate gradients on each row's system (I - P_MM) y_M = (y_O @ P)_M,
     # which is symmetric and positive definite, all rows at once.

@@ -13,6 +13,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import torch
 
+from skae._nn._linalg import solve_positive_definite
+
 
 def location_scale(X, chunk_size=4096):
     """Per-feature mean and overall root mean square deviation of X.
@@ -101,7 +103,7 @@ def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
         gradient = design.T @ (probabilities - targets)
         weights = probabilities * (1 - probabilities)
         hessians = (outer.T @ weights).T.reshape(-1, n_codes + 1, n_codes + 1) + eye
-        coef -= torch.linalg.solve(hessians, gradient.T.unsqueeze(-1)).squeeze(-1).T
+        coef -= solve_positive_definite(hessians, gradient.T.unsqueeze(-1)).squeeze(-1).T
     decoder.weight.copy_(coef[:-1].T)
     decoder.bias.copy_(coef[-1])
 
