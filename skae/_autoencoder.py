@@ -187,7 +187,7 @@ class AutoencoderTransformer(
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out with ``early_stopping``; at
-        least 30 rows (a quarter of the rows on small data) are held out.
+        least 100 rows (a quarter of the rows on small data) are held out.
 
     noise : {"gaussian", "masking"} or None, default=None
         Corruption of the inputs during training, for a denoising

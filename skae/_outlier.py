@@ -131,7 +131,8 @@ class AutoencoderOutlierDetector(ScoresMixin, OutlierMixin, BaseAutoencoder):
         training data either way.
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out with ``early_stopping``.
+        Fraction of the training data held out with ``early_stopping``; at
+        least 100 rows (a quarter of the rows on small data) are held out.
 
     noise, noise_level, random_state, device, precision, verbose
         As in :class:`AutoencoderTransformer`, with the same defaults.
