@@ -2,6 +2,8 @@
 
 import torch
 
+from skae._nn._threads import torch_threads
+
 
 def solve_positive_definite(A, B):
     """Solve ``A @ X = B`` for a batch of symmetric positive definite ``A``.
@@ -11,7 +13,9 @@ def solve_positive_definite(A, B):
     two or more threads, its batched form hangs or fails ("Pivots given to
     lu_solve must all be greater or equal to 1") on systems of 150 or more
     unknowns (torch 2.13 with oneMKL). Systems that are not numerically
-    positive definite are solved by least squares instead.
+    positive definite are solved by least squares instead. The batch runs
+    on one thread: on two, 419 systems of 200 unknowns took 0.55-0.65 s
+    against 0.24 s on one, and far longer on a busy machine.
 
     Parameters
     ----------
@@ -25,9 +29,10 @@ def solve_positive_definite(A, B):
     -------
     X : torch.Tensor of shape (n_systems, n, n_rhs)
     """
-    factor, info = torch.linalg.cholesky_ex(A)
-    X = torch.cholesky_solve(B, factor)
-    failed = info != 0
-    if failed.any():
-        X[failed] = torch.linalg.lstsq(A[failed], B[failed], driver="gelsy").solution
+    with torch_threads(0):
+        factor, info = torch.linalg.cholesky_ex(A)
+        X = torch.cholesky_solve(B, factor)
+        failed = info != 0
+        if failed.any():
+            X[failed] = torch.linalg.lstsq(A[failed], B[failed], driver="gelsy").solution
     return X
