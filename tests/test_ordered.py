@@ -113,6 +113,19 @@ def test_explained_variance_ratio_is_pcas_at_pcas_solution(digits):
     )
 
 
+# scikit-learn's check for infinities sums X in float32 and warns that the sum
+# overflowed.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_explained_variance_ratio_of_float32_data_near_its_largest_values(low_rank):
+    # The training mean, summed in float32, overflowed to infinity.
+    X = (low_rank * 1e37).astype(np.float32)
+    ae = AutoencoderTransformer(4, random_state=0).fit(X)
+    pca = PCA(4).fit(low_rank)
+    np.testing.assert_allclose(
+        ae.explained_variance_ratio_, pca.explained_variance_ratio_, atol=1e-3
+    )
+
+
 def test_clipped_output_explains_at_least_pcas_share(digits):
     X = digits[0].astype(np.float64)
     ae = AutoencoderTransformer(10, learning_rate_init=1e-12, max_iter=1, random_state=0).fit(X)

@@ -119,7 +119,8 @@ class OrderedCodesMixin:
         low, high = EXPLAINED_VARIANCE_ROWS
         n_rows = int(EXPLAINED_VARIANCE_WORK // max(width * module.cost_per_row()[0], 1))
         n_rows = min(max(n_rows, low), high)
-        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        # In float64: float32 data near its largest values would overflow.
+        mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
         rows = X[:: -(-X.shape[0] // n_rows)]
         errors = prefix_errors(module, rows, range(1, width + 1), fill=fill).mean(axis=1)
         dense = rows.toarray() if sp.issparse(rows) else rows
