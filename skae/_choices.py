@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skae._nn._start import leading_eigenvectors
+from skae._nn._start import centred_gram, leading_eigenvectors, resolves
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # Validation rows held out at least, where the data have four times as many:
@@ -324,12 +324,15 @@ def principal_axes(X, n_components, seed):
     components : ndarray of shape (n, n_features), n <= n_components
     """
     n_samples, n_features = X.shape
+    solver = "auto"
     if not sp.issparse(X) and n_features <= 2000 and n_samples >= 10 * n_features:
-        return leading_eigenvectors(X, min(n_components, n_features))
-    if sp.issparse(X):
+        mean, components, variances = leading_eigenvectors(X, min(n_components, n_features))
+        if resolves(variances, X.dtype):
+            return mean, components
+        # Columns in very different units: the singular value decomposition.
+        solver = "full"
+    elif sp.issparse(X):
         solver = "covariance_eigh" if n_features <= 2000 else "arpack"
-    else:
-        solver = "auto"
     limit = min(n_samples, n_features) - (solver == "arpack")
     n_components = min(n_components, limit)
     if n_samples < 2 or n_components < 1 or (solver == "arpack" and _is_constant(X)):
@@ -342,58 +345,6 @@ def principal_axes(X, n_components, seed):
         warnings.simplefilter("ignore", RuntimeWarning)
         pca.fit(X)
     return pca.mean_, pca.components_
-
-
-# Entries of X converted to float64 at a time while its Gram matrix is summed.
-GRAM_CHUNK_ENTRIES = 2**20
-
-
-def _centred_gram(X):
-    """The smaller Gram matrix of X's centred rows, in float64.
-
-    ``X_c.T @ X_c`` when X has at least as many rows as columns, else
-    ``X_c @ X_c.T``, where ``X_c`` is X less its column means: the two
-    share their nonzero eigenvalues, the variances along X's principal
-    axes times ``n_samples - 1``. Dense X is centred and converted a chunk
-    at a time, and sparse X is centred implicitly, so that neither is
-    copied whole.
-    """
-    n_samples, n_features = X.shape
-    tall = n_samples >= n_features
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-        mean = np.asarray(X.mean(axis=0)).ravel()
-        if tall:
-            gram = (X.T @ X).toarray()
-            return gram - n_samples * np.outer(mean, mean)
-        # A block of rows at a time: the sparse product of all the rows,
-        # nearly dense as it may be, would take several times the memory of
-        # the dense Gram matrix.
-        rows = max(1, GRAM_CHUNK_ENTRIES // n_samples)
-        gram = np.empty((n_samples, n_samples))
-        for start in range(0, n_samples, rows):
-            gram[start : start + rows] = (X[start : start + rows] @ X.T).toarray()
-        # Centring the rows is subtracting each row's and column's mean of
-        # the Gram matrix and adding back the overall one.
-        row_means = gram.mean(axis=1)
-        gram -= row_means[:, None]
-        gram -= row_means[None, :]
-        gram += row_means.mean()
-        return gram
-    mean = X.mean(axis=0, dtype=np.float64)
-    if tall:
-        rows = max(1, GRAM_CHUNK_ENTRIES // n_features)
-        gram = np.zeros((n_features, n_features))
-        for start in range(0, n_samples, rows):
-            chunk = X[start : start + rows] - mean
-            gram += chunk.T @ chunk
-        return gram
-    columns = max(1, GRAM_CHUNK_ENTRIES // n_samples)
-    gram = np.zeros((n_samples, n_samples))
-    for start in range(0, n_features, columns):
-        chunk = X[:, start : start + columns] - mean[start : start + columns]
-        gram += chunk @ chunk.T
-    return gram
 
 
 def components_for_fraction(X, fraction):
@@ -410,7 +361,7 @@ def components_for_fraction(X, fraction):
     """
     n_samples, n_features = X.shape
     limit = max(min(n_samples, n_features), 1)
-    variances = np.linalg.eigvalsh(_centred_gram(X))[::-1].clip(min=0)
+    variances = np.linalg.eigvalsh(centred_gram(X))[::-1].clip(min=0)
     total = variances.sum()
     if not total > 0:
         return 1, False

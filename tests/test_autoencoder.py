@@ -654,7 +654,7 @@ def test_cuda_fit_is_stored_on_cpu(digits):
 def test_pca_start_has_the_axes_and_signs_pca_finds(digits, dtype, n_components):
     X = digits[0].astype(dtype)
     pca = PCA(n_components, svd_solver="covariance_eigh").fit(X)
-    mean, components = leading_eigenvectors(X, n_components)
+    mean, components, variances = leading_eigenvectors(X, n_components)
     assert components.dtype == dtype
     np.testing.assert_allclose(mean, pca.mean_, rtol=1e-6)
     # Digits' last eigenvalues are zero (constant pixels): their axes are
@@ -663,3 +663,6 @@ def test_pca_start_has_the_axes_and_signs_pca_finds(digits, dtype, n_components)
     atol = 1e-3 if dtype == np.float32 else 1e-8
     np.testing.assert_allclose(components[:leading], pca.components_[:leading], atol=atol)
     np.testing.assert_allclose(components @ components.T, np.eye(n_components), atol=atol)
+    np.testing.assert_allclose(
+        variances[:leading], pca.explained_variance_[:leading], rtol=1e-4, atol=1e-6
+    )

@@ -23,6 +23,23 @@ def test_a_fit_started_at_an_exact_solution_stays_there(hidden):
     assert _mse(ae, X) < 1e-10 * X.var()
 
 
+@pytest.mark.parametrize("offset", [1e8, 1e12])
+def test_a_column_with_a_large_offset_keeps_pca_s_error(offset):
+    # A raw column far from zero (ids, timestamps, prices in cents): the
+    # covariance and the scale, worked out as mean squares less squared
+    # means, cancelled to nothing, so that the start was not PCA's solution.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1500, 3)) @ rng.normal(size=(3, 6))
+    X += 0.2 * rng.normal(size=X.shape)
+    X[:, 0] += offset
+    X_train, X_test = X[:1000], X[1000:]
+    pca = PCA(3, svd_solver="full").fit(X_train)
+    ae = AutoencoderTransformer(3, random_state=0).fit(X_train)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
+    assert _mse(ae, X_test) < 1.01 * pca_error
+    np.testing.assert_allclose(ae.scale_, np.sqrt(X_train.var(axis=0).mean()), rtol=1e-6)
+
+
 def test_hidden_layers_beat_pca_on_a_curved_surface():
     points, _ = make_s_curve(1500, noise=0.02, random_state=0)
     rotation = np.linalg.qr(np.random.RandomState(0).normal(size=(12, 3)))[0]

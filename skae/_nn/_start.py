@@ -15,6 +15,10 @@ import torch
 
 from skae._nn._linalg import solve_positive_definite
 
+# Below this fraction of the mean square, a variance worked out as the mean
+# square less the squared mean has lost most of its digits to cancellation.
+CANCELLATION = 1e-6
+
 
 def location_scale(X, chunk_size=4096):
     """Per-feature mean and overall root mean square deviation of X.
@@ -36,27 +40,94 @@ def location_scale(X, chunk_size=4096):
         else:
             sum_squares += float(np.einsum("ij,ij->", chunk, chunk))
     mean = sums / n_samples
-    variance = sum_squares / (n_samples * n_features) - float(mean @ mean) / n_features
+    mean_square = sum_squares / (n_samples * n_features)
+    variance = mean_square - float(mean @ mean) / n_features
+    if not sp.issparse(X) and not variance > CANCELLATION * mean_square:
+        # The difference cancels where a column's offset dwarfs the spread
+        # (a column at 1e8 + x): the deviations are summed in a second pass.
+        variance = 0.0
+        for start in range(0, n_samples, chunk_size):
+            chunk = (X[start : start + chunk_size].astype(np.float64) - mean * peak) / peak
+            variance += float(np.einsum("ij,ij->", chunk, chunk))
+        variance /= n_samples * n_features
     scale = peak * np.sqrt(max(variance, 0.0))
     if not np.isfinite(scale) or scale == 0:
         scale = 1.0
     return mean * peak, scale
 
 
+# How many times rounding error an axis's variance must be for the
+# covariance's eigenvectors to be trusted.
+RESOLUTION = 1e4
+
+# Entries of X centred (and converted) at a time while its Gram matrix is summed.
+GRAM_CHUNK_ENTRIES = 2**20
+
+
+def centred_gram(X, dtype=np.float64):
+    """The smaller Gram matrix of X's centred rows, in ``dtype`` for dense X.
+
+    ``X_c.T @ X_c`` when X has at least as many rows as columns, else
+    ``X_c @ X_c.T``, where ``X_c`` is X less its column means: the two
+    share their nonzero eigenvalues, the variances along X's principal
+    axes times ``n_samples - 1``. Dense X is centred and converted a chunk
+    at a time (the uncentred ``X.T @ X`` less ``n * outer(mean, mean)``
+    cancels where a column's offset dwarfs its spread), and sparse X,
+    in float64, is centred implicitly, so that neither is copied whole.
+    """
+    n_samples, n_features = X.shape
+    tall = n_samples >= n_features
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        if tall:
+            gram = (X.T @ X).toarray()
+            return gram - n_samples * np.outer(mean, mean)
+        # A block of rows at a time: the sparse product of all the rows,
+        # nearly dense as it may be, would take several times the memory of
+        # the dense Gram matrix.
+        rows = max(1, GRAM_CHUNK_ENTRIES // n_samples)
+        gram = np.empty((n_samples, n_samples))
+        for start in range(0, n_samples, rows):
+            gram[start : start + rows] = (X[start : start + rows] @ X.T).toarray()
+        # Centring the rows is subtracting each row's and column's mean of
+        # the Gram matrix and adding back the overall one.
+        row_means = gram.mean(axis=1)
+        gram -= row_means[:, None]
+        gram -= row_means[None, :]
+        gram += row_means.mean()
+        return gram
+    mean = X.mean(axis=0, dtype=np.float64).astype(dtype, copy=False)
+    if tall:
+        rows = max(1, GRAM_CHUNK_ENTRIES // n_features)
+        gram = np.zeros((n_features, n_features), dtype=dtype)
+        for start in range(0, n_samples, rows):
+            chunk = X[start : start + rows] - mean
+            gram += chunk.T @ chunk
+        return gram
+    columns = max(1, GRAM_CHUNK_ENTRIES // n_samples)
+    gram = np.zeros((n_samples, n_samples), dtype=dtype)
+    for start in range(0, n_features, columns):
+        chunk = X[:, start : start + columns] - mean[start : start + columns]
+        gram += chunk @ chunk.T
+    return gram
+
+
 def leading_eigenvectors(X, n_components):
-    """Mean and leading principal axes of a dense X with more rows than columns.
+    """Mean, leading principal axes and their variances of a dense, tall X.
 
     As ``PCA(svd_solver="covariance_eigh")`` computes them, with the same
     signs, but the eigendecomposition of the covariance stops at the
     ``n_components`` leading eigenvectors: for 784 features and 32
-    components that takes a third of the time of the full one.
+    components that takes a third of the time of the full one. Axes whose
+    variance is within rounding error of the first's are not resolved
+    by the covariance (:func:`resolves`).
     """
     n_samples, n_features = X.shape
     mean = X.mean(axis=0)
-    covariance = X.T @ X
-    covariance -= n_samples * np.outer(mean, mean)
+    covariance = centred_gram(X, X.dtype)
     covariance /= n_samples - 1
-    _, vectors = scipy.linalg.eigh(
+    variances, vectors = scipy.linalg.eigh(
         covariance,
         subset_by_index=[n_features - n_components, n_features - 1],
         driver="evr",
@@ -66,7 +137,20 @@ def leading_eigenvectors(X, n_components):
     # As svd_flip: the entry of largest magnitude of each axis is positive.
     largest = components[np.arange(n_components), np.abs(components).argmax(axis=1)]
     components *= np.where(largest < 0, -1, 1).astype(components.dtype)[:, None]
-    return mean, components
+    return mean, components, variances[::-1].copy()
+
+
+def resolves(variances, dtype):
+    """Whether a covariance's eigenvectors of these variances, largest first, are resolved.
+
+    The eigendecomposition of a covariance in ``dtype`` finds each variance
+    to about its machine epsilon times the largest: an axis whose variance
+    is not well above that (a column in units a trillion times smaller than
+    another's) is rounding error, where PCA's singular value decomposition
+    of the centred data, which resolves square roots of variances, still
+    finds it.
+    """
+    return bool(variances[-1] > RESOLUTION * np.finfo(dtype).eps * variances[0])
 
 
 def fit_logistic_decoder(decoder, codes, targets, *, n_iter=2, ridge=1e-4):
