@@ -610,3 +610,21 @@ def test_hand_derived_step_trains_beside_the_frozen_linear_path(activation):
     # A layer half frozen is left to autograd.
     module.decoder_branch[0].bias.requires_grad_(False)
     assert not PerceptronStep.applies(module, pairs, options, cpu)
+
+
+def test_image_shape_fills_images_with_a_convolutional_network():
+    """Rows that are images get convolutional corrections, which beat the column means."""
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:400] / 16
+    X_missing, mask = _remove(X, 0.3, 0)
+    params = dict(image_shape=(8, 8), hidden_layer_sizes=(4, 8), max_iter=2, random_state=0)
+    imputer = AutoencoderImputer(**params).fit(X_missing)
+    assert imputer._network_spec["kind"] == "conv"
+    assert any(coef.ndim == 4 for coef in imputer.coefs_)
+    filled = imputer.transform(X_missing)
+    assert np.array_equal(filled[~mask], X_missing[~mask])
+    means = SimpleImputer().fit_transform(X_missing)
+    assert _rmse(filled, X, mask) < 0.8 * _rmse(means, X, mask)
+    again = AutoencoderImputer(**params).fit(X_missing).transform(X_missing)
+    assert np.array_equal(filled, again)
