@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from skae._nn._linalg import solve_positive_definite
+from skae._nn._threads import torch_threads
 
 # Shrinkages tried, as fractions of the largest singular value, strongest first.
 SHRINKAGES = (0.2, 0.1, 0.05, 0.03, 0.02, 0.01)
@@ -171,26 +172,42 @@ def linear_fill(Z, observed, mean, components, weights, *, exact=None):
     ``EXACT_FILL_FEATURES`` features (or as ``exact`` says); by conjugate
     gradients beyond, to a relative residual of ``CG_TOL``, which is several
     times faster where there are many rows. Observed entries are returned
-    as they are.
+    as they are. It runs on as many threads as the products' size merits.
     """
     n_samples, n_features = Z.shape
     Y = np.where(observed, Z - mean, 0.0).astype(Z.dtype, copy=False)
-    missing = ~observed
     if n_features <= EXACT_FILL_FEATURES if exact is None else exact:
-        P = torch.from_numpy(np.ascontiguousarray((components * weights) @ components.T))
-        eye = torch.eye(n_features, dtype=P.dtype)
-        out = np.empty_like(Y)
-        # Rows per batch of systems: about 2**24 matrix entries.
-        batch_size = max(1, 2**24 // n_features**2)
-        for start in range(0, n_samples, batch_size):
-            rows = slice(start, start + batch_size)
-            m = torch.from_numpy(missing[rows]).to(P.dtype)
-            b = (torch.from_numpy(Y[rows]) @ P) * m
-            A = eye - m[:, :, None] * P * m[:, None, :]
-            out[rows] = solve_positive_definite(A, b[:, :, None])[:, :, 0].numpy()
-        return np.where(observed, Z, out + mean)
-    # Conjugate gradients on each row's system (I - P_MM) y_M = (y_O @ P)_M,
-    # which is symmetric and positive definite, all rows at once.
+        with torch_threads(n_samples * n_features**2):
+            out = _exact_fill(Y, ~observed, components, weights)
+    else:
+        with torch_threads(n_samples * n_features * components.shape[1]):
+            out = _conjugate_gradient_fill(Y, ~observed, components, weights)
+    return np.where(observed, Z, out + mean)
+
+
+def _exact_fill(Y, missing, components, weights):
+    """The missing part of each centred row of Y, one linear system per row."""
+    n_samples, n_features = Y.shape
+    P = torch.from_numpy(np.ascontiguousarray((components * weights) @ components.T))
+    eye = torch.eye(n_features, dtype=P.dtype)
+    out = np.empty_like(Y)
+    # Rows per batch of systems: about 2**24 matrix entries.
+    batch_size = max(1, 2**24 // n_features**2)
+    for start in range(0, n_samples, batch_size):
+        rows = slice(start, start + batch_size)
+        m = torch.from_numpy(missing[rows]).to(P.dtype)
+        b = (torch.from_numpy(Y[rows]) @ P) * m
+        A = eye - m[:, :, None] * P * m[:, None, :]
+        out[rows] = solve_positive_definite(A, b[:, :, None])[:, :, 0].numpy()
+    return out
+
+
+def _conjugate_gradient_fill(Y, missing, components, weights):
+    """The missing part of each centred row of Y, by conjugate gradients.
+
+    On each row's system ``(I - P_MM) y_M = (y_O @ P)_M``, which is
+    symmetric and positive definite, all rows at once.
+    """
     m = torch.from_numpy(missing).to(torch.from_numpy(Y).dtype)
     scaled, components = torch.from_numpy(components * weights), torch.from_numpy(components)
 
@@ -212,4 +229,4 @@ def linear_fill(Z, observed, mean, components, weights, *, exact=None):
             break
         direction = residual + (new_squares / squares.clamp(min=1e-30))[:, None] * direction
         squares = new_squares
-    return np.where(observed, Z, y.numpy() + mean)
+    return y.numpy()
