@@ -49,17 +49,10 @@ def test_threadpoolctl_blas_limit_applies_for_the_block(monkeypatch):
         torch.set_num_threads(before)
 
 
-@pytest.fixture
-def two_threads():
-    # torch's batched LU solver hangs or fails on systems of 150 or more
-    # unknowns once the thread count has been set to two or more.
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_positive_definite_solves_with_the_thread_count_set(two_threads):
+# torch's batched LU solver hangs or fails on systems of 150 or more unknowns
+# once the thread count has been set to two or more.
+@pytest.mark.usefixtures("two_torch_threads")
+def test_positive_definite_solves_with_the_thread_count_set():
     generator = torch.Generator().manual_seed(0)
     factors = torch.randn(4, 200, 200, generator=generator, dtype=torch.float64)
     A = factors @ factors.mT / 200 + torch.eye(200, dtype=torch.float64)
@@ -71,7 +64,8 @@ def test_positive_definite_solves_with_the_thread_count_set(two_threads):
     assert torch.equal(X[3], torch.zeros(200, 2, dtype=torch.float64))
 
 
-def test_imputer_fills_a_wide_table_with_the_thread_count_set(two_threads):
+@pytest.mark.usefixtures("two_torch_threads")
+def test_imputer_fills_a_wide_table_with_the_thread_count_set():
     # Each row's fill solves a system of its missing entries, up to 160.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 160))
