@@ -2,7 +2,8 @@
 
 :func:`location_scale` gives the normalisation a network with a linear
 output works in; :func:`leading_eigenvectors` computes PCA's mean and
-leading axes of data with many more rows than columns (the estimators'
+leading axes of data with many more rows than columns from
+:func:`centred_gram`, where :func:`resolves` trusts them (the estimators'
 ``principal_axes`` calls PCA itself for the others);
 :func:`start_linear_path` sets a network's linear path to that solution, so
 that training begins where PCA ends.
