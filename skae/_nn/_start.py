@@ -148,10 +148,10 @@ def resolves(variances, dtype):
 
     The eigendecomposition of a covariance in ``dtype`` finds each variance
     to about its machine epsilon times the largest: an axis whose variance
-    is not well above that (a column in units a trillion times smaller than
-    another's) is rounding error, where PCA's singular value decomposition
-    of the centred data, which resolves square roots of variances, still
-    finds it.
+    is not well above that (in float64, a column in units ten million times
+    smaller than another's) is rounding error, where PCA's singular value
+    decomposition of the centred data, which resolves square roots of
+    variances, still finds it.
     """
     return bool(variances[-1] > RESOLUTION * np.finfo(dtype).eps * variances[0])
 
