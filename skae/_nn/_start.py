@@ -67,7 +67,7 @@ RESOLUTION = 100
 GRAM_CHUNK_ENTRIES = 2**20
 
 
-def centred_gram(X, dtype=np.float64):
+def centred_gram(X, dtype=np.float64, mean=None):
     """The smaller Gram matrix of X's centred rows, in ``dtype`` for dense X.
 
     ``X_c.T @ X_c`` when X has at least as many rows as columns, else
@@ -77,6 +77,7 @@ def centred_gram(X, dtype=np.float64):
     at a time (the uncentred ``X.T @ X`` less ``n * outer(mean, mean)``
     cancels where a column's offset dwarfs its spread), and sparse X,
     in float64, is centred implicitly, so that neither is copied whole.
+    Dense X is centred on ``mean`` where it is given (its column means).
     """
     n_samples, n_features = X.shape
     tall = n_samples >= n_features
@@ -100,7 +101,9 @@ def centred_gram(X, dtype=np.float64):
         gram -= row_means[None, :]
         gram += row_means.mean()
         return gram
-    mean = X.mean(axis=0, dtype=np.float64).astype(dtype, copy=False)
+    if mean is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+    mean = np.asarray(mean, dtype=dtype)
     if tall:
         rows = max(1, GRAM_CHUNK_ENTRIES // n_features)
         gram = np.zeros((n_features, n_features), dtype=dtype)
@@ -128,7 +131,7 @@ def leading_eigenvectors(X, n_components):
     """
     n_samples, n_features = X.shape
     mean = X.mean(axis=0)
-    covariance = centred_gram(X, X.dtype)
+    covariance = centred_gram(X, X.dtype, mean)
     covariance /= n_samples - 1
     variances, vectors = scipy.linalg.eigh(
         covariance,
