@@ -79,10 +79,10 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         on the held-out entries that check the network, and is 0 (no
         blend) unless it restores them better. Where the check keeps the
         linear model, fitted on every observed entry, and X is small (up
-        to 65,536 entries and 32 features), a blend is kept with the weight chosen on three
-        copies of X with a further ``mask_fraction`` of their entries
-        hidden and the linear model fitted again without them, if it
-        restores those better too. At most 10,000 training rows
+        to 65,536 entries and 32 features), a blend is kept with the
+        weight chosen on three copies of X with a further
+        ``mask_fraction`` of their entries hidden and the linear model
+        fitted again without them, if it restores those better too. At most 10,000 training rows
         are kept to search (a random subset of larger X), and
         ``n_neighbors`` is capped at the number kept minus one (see
         ``n_neighbors_``). 0 turns the blend off.

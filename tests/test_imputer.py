@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.datasets import load_digits
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -614,8 +615,6 @@ def test_hand_derived_step_trains_beside_the_frozen_linear_path(activation):
 
 def test_image_shape_fills_images_with_a_convolutional_network():
     """Rows that are images get convolutional corrections, which beat the column means."""
-    from sklearn.datasets import load_digits
-
     X = load_digits().data[:400] / 16
     X_missing, mask = _remove(X, 0.3, 0)
     params = dict(image_shape=(8, 8), hidden_layer_sizes=(4, 8), max_iter=2, random_state=0)
