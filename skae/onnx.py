@@ -144,6 +144,10 @@ class _Network:
         """The nodes of the network's ``decode``."""
         return self.kind.onnx_decode(graph, self.arrays, self.spec, codes)
 
+    def reconstruct(self, graph, x):
+        """The nodes of the network's reconstruction of ``x``."""
+        return self.kind.onnx_reconstruct(graph, self.arrays, self.spec, x)
+
 
 class _Graph:
     """Writes the nodes of one estimator's graph into skl2onnx's container.

@@ -175,7 +175,7 @@ def imputer_graph(graph, imputer, network, X):
     linear = graph.node("Where", observed, Z, graph.node("Add", y, mean))
     # The network runs in the graph's dtype: float32, as transform runs it, for float32 input.
     rows = graph.cast(linear, graph.dtype)
-    restored = network.decode(graph, network.encode(graph, rows))
+    restored = network.reconstruct(graph, rows)
     filled = graph.node("Where", observed, Z, graph.cast(restored, F))
     if imputer.neighbor_weight_ > 0:
         filled = graph.node("Where", observed, Z, _neighbour_blend(graph, imputer, filled))

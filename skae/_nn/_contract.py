@@ -53,7 +53,10 @@ Cost and export
     of activations, for the thread rule and the bound on inference passes;
     ``onnx_encode(graph, arrays, spec, x)`` and ``onnx_decode(graph,
     arrays, spec, codes)``: the ONNX nodes of ``encode`` and ``decode``,
-    written through the graph writer of :mod:`skae.onnx`.
+    written through the graph writer of :mod:`skae.onnx`;
+    ``onnx_reconstruct(graph, arrays, spec, x)``, those of the whole
+    reconstruction, ``decode`` of ``encode`` unless the kind's
+    reconstruction reads more than its code.
 
 Nothing here knows about scikit-learn.
 """
@@ -273,6 +276,11 @@ class Network(nn.Module):
     def hand_step(self, X, options, device):
         """The step that works out this network's gradients by hand, or None."""
         return None
+
+    @classmethod
+    def onnx_reconstruct(cls, graph, arrays, spec, x):
+        """The ONNX nodes of the reconstruction of data ``x``: ``decode`` of ``encode``."""
+        return cls.onnx_decode(graph, arrays, spec, cls.onnx_encode(graph, arrays, spec, x))
 
     # Ordered codes
 

@@ -27,18 +27,13 @@ def _layers(arrays, spec):
 
 
 def onnx_encode(graph, arrays, spec, x):
-    _check_graph_dtype(graph)
+    check_graph_dtype(graph, spec)
     linear, branch, _, _ = _layers(arrays, spec)
     linear = graph.linear(x, *_graph.fold_normalization(*linear, arrays))
-    normalized = x
-    if np.any(arrays["shift_"] != 0):
-        normalized = graph.node("Sub", normalized, graph.constant(arrays["shift_"]))
-    if arrays["scale_"] != 1.0:
-        normalized = graph.node("Mul", normalized, graph.constant(1.0 / arrays["scale_"]))
-    image = graph.node("Reshape", normalized, graph.integers([-1, *spec["image_shape"]]))
+    image = image_of(graph, _graph.normalize(graph, x, arrays), spec)
     for i in range(len(spec["hidden_layer_sizes"])):
         (kernel, bias), (scale, offset) = branch[2 * i], branch[2 * i + 1]
-        image = _convolution(graph, "Conv", image, kernel, bias)
+        image = convolution(graph, "Conv", image, kernel, bias)
         image = _group_norm(graph, image, scale, offset)
         image = graph.activation(image, spec["activation"])
     flat = graph.node("Flatten", image, axis=1)
@@ -46,7 +41,7 @@ def onnx_encode(graph, arrays, spec, x):
 
 
 def onnx_decode(graph, arrays, spec, codes):
-    _check_graph_dtype(graph)
+    check_graph_dtype(graph, spec)
     _, _, linear, branch = _layers(arrays, spec)
     channels, height, width = spec["image_shape"]
     hidden = list(spec["hidden_layer_sizes"])
@@ -61,7 +56,7 @@ def onnx_decode(graph, arrays, spec, codes):
     for i in range(len(hidden), 0, -1):
         kernel, bias = rest.pop(0)
         padding = list(output_padding(sizes[i - 1]))
-        image = _convolution(graph, "ConvTranspose", image, kernel, bias, output_padding=padding)
+        image = convolution(graph, "ConvTranspose", image, kernel, bias, output_padding=padding)
         if i > 1:
             image = _group_norm(graph, image, *rest.pop(0))
             image = graph.activation(image, spec["activation"])
@@ -75,24 +70,30 @@ def onnx_decode(graph, arrays, spec, codes):
     return output if linear_output else _graph.unnormalize(graph, output, arrays, spec)
 
 
-def _check_graph_dtype(graph):
+def check_graph_dtype(graph, spec):
+    """Refuse a float64 graph: onnxruntime has no float64 convolutions."""
     if graph.double:
         raise NotImplementedError(
-            "skae.onnx converts a network of kind 'conv' to a float32 graph only: "
+            f"skae.onnx converts a network of kind {spec['kind']!r} to a float32 graph only: "
             "onnxruntime has no float64 convolutions. Pass float32 input, e.g. "
             "X[:1].astype(np.float32)."
         )
 
 
-def _convolution(graph, op_type, image, kernel, bias, **attrs):
-    """A ``Conv`` or ``ConvTranspose`` node of the kind's kernel size, stride and padding."""
+def image_of(graph, rows, spec):
+    """Rows reshaped to images of ``spec["image_shape"]``."""
+    return graph.node("Reshape", rows, graph.integers([-1, *spec["image_shape"]]))
+
+
+def convolution(graph, op_type, image, kernel, bias, *, stride=STRIDE, **attrs):
+    """A ``Conv`` or ``ConvTranspose`` node of kernel 3 and padding 1, stride 2 by default."""
     return graph.node(
         op_type,
         image,
         graph.constant(kernel, "kernel"),
         graph.constant(bias, "bias"),
         kernel_shape=[KERNEL_SIZE, KERNEL_SIZE],
-        strides=[STRIDE, STRIDE],
+        strides=[stride, stride],
         pads=[PADDING] * 4,
         **attrs,
     )

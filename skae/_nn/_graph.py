@@ -26,6 +26,15 @@ def fold_unnormalization(coef, intercept, arrays, *, shift=True):
     return coef, intercept + arrays["shift_"] if shift else intercept
 
 
+def normalize(graph, x, arrays):
+    """Data mapped to the normalised space the layers work in."""
+    if np.any(arrays["shift_"] != 0):
+        x = graph.node("Sub", x, graph.constant(arrays["shift_"]))
+    if arrays["scale_"] != 1.0:
+        x = graph.node("Mul", x, graph.constant(1.0 / arrays["scale_"]))
+    return x
+
+
 def unnormalize(graph, logits, arrays, spec):
     """The output activation, then the normalisation undone."""
     output = graph.output_activation(logits, spec["output_activation"])
