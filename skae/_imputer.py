@@ -16,6 +16,12 @@ from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan
 from skae._impute._neighbours import NEIGHBOUR_STATE, check_neighbours
 from skae._nn._state import require_attributes
 
+# The hidden layers "auto" gives: a perceptron's widths for rows, the
+# channels of full-resolution convolutions for images, whose cost grows
+# with each pixel.
+ROW_LAYERS = (256,)
+IMAGE_LAYERS = (32, 32, 32)
+
 
 class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     """Imputation of missing values with an autoencoder trained in PyTorch.
@@ -98,17 +104,21 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         the components of largest weight. The width used is
         ``n_components_``.
 
-    hidden_layer_sizes : array-like of int, default=(256,)
+    hidden_layer_sizes : array-like of int or "auto", default="auto"
         Widths of the hidden layers of the perceptrons beside the linear
-        path. ``()`` makes the correction linear.
+        path, or with ``image_shape`` the channels of the hidden
+        convolutions. ``()`` makes the correction linear. "auto" is
+        ``(256,)``, or ``(32, 32, 32)`` with ``image_shape``.
 
     image_shape : tuple of int or None, default=None
         The shape of one image, ``(height, width)`` or ``(channels, height,
         width)``, when each row of X is an image raveled in that order; its
-        product must be ``n_features``. With hidden layers, the corrections
-        beside the linear path are then convolutional, ``hidden_layer_sizes``
-        giving the channels of their convolutions (see
-        :class:`AutoencoderTransformer`).
+        product must be ``n_features``. With hidden layers, the correction
+        beside the linear path is then a stack of convolutions of the
+        linearly filled image at full resolution (kernel 3, stride 1), one
+        per entry of ``hidden_layer_sizes`` and a last one back to the
+        image's channels, so that each pixel is restored from its
+        neighbourhood as well as from the linear model.
 
     activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
             default="gelu"
@@ -166,8 +176,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     coefs_ : list of ndarray
         Weights of the network's layers: a dense layer's of shape
         (n_inputs, n_outputs); with ``image_shape``, the convolutions'
-        kernels as 4-d arrays and the group normalisations' scales as
-        vectors, in torch's layout.
+        kernels as 4-d arrays in torch's layout.
 
     intercepts_ : list of ndarray
         Bias vectors of the same layers.
@@ -250,6 +259,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
         "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         **BaseAutoencoder._training_constraints,
+        "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     }
 
     _state_names = (*BaseAutoencoder._state_names, *LINEAR_STATE, *NEIGHBOUR_STATE)
@@ -263,7 +273,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         n_neighbors=10,
         mask_fraction=0.2,
         encoding_dim="auto",
-        hidden_layer_sizes=(256,),
+        hidden_layer_sizes="auto",
         image_shape=None,
         activation="gelu",
         batch_size="auto",
@@ -407,6 +417,12 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     def _orders_codes(self, module):
         """Never: the imputer's codes are its own, read by no one."""
         return False
+
+    def _hidden_layer_sizes(self, X):
+        """``hidden_layer_sizes``, "auto" resolved by whether rows are images."""
+        if isinstance(self.hidden_layer_sizes, str) and self.hidden_layer_sizes == "auto":
+            return ROW_LAYERS if self.image_shape is None else IMAGE_LAYERS
+        return super()._hidden_layer_sizes(X)
 
     @classmethod
     def _check_fitted_state(cls, attributes):

@@ -218,7 +218,7 @@ def test_imputer_with_image_shape(digits):
         max_iter=3,
         random_state=0,
     ).fit(X_missing)
-    assert imputer._network_spec["kind"] == "conv"
+    assert imputer._network_spec["kind"] == "local_conv"
     filled = imputer.transform(X_missing)
     assert not np.isnan(filled).any()
     missing = np.isnan(X_missing)
@@ -390,6 +390,33 @@ def test_onnx_float64_graph_is_refused(digits):
     ae = AutoencoderTransformer(4, max_iter=2, **CONV).fit(digits[:200])
     with pytest.raises(NotImplementedError, match="float32 graph only"):
         skl2onnx.to_onnx(ae, digits[:1].astype(np.float64))
+
+
+@pytest.mark.parametrize("image_shape", [(8, 8), (4, 4, 4)])
+def test_imputer_with_image_shape_exports_and_saves(digits, image_shape, tmp_path):
+    """The convolutions of the image run in the ONNX graph and survive a save."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    pytest.importorskip("skae.onnx")
+    X = digits[:200].copy()
+    X[np.random.RandomState(0).rand(*X.shape) < 0.3] = np.nan
+    imputer = AutoencoderImputer(
+        hidden_layer_sizes=(4,),
+        image_shape=image_shape,
+        activation="tanh",
+        max_iter=2,
+        early_stopping=False,
+        random_state=0,
+    ).fit(X)
+    assert imputer._network_spec["kind"] == "local_conv" and np.abs(imputer.coefs_[-1]).max() > 0
+    expected = imputer.transform(X)
+    session = onnxruntime.InferenceSession(
+        skl2onnx.to_onnx(imputer, X[:1]).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_allclose(session.run(None, {"X": X})[0], expected, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="'local_conv' to a float32 graph only"):
+        skl2onnx.to_onnx(imputer, X[:1].astype(np.float64))
+    save(imputer, tmp_path / "imputer.skae")
+    np.testing.assert_array_equal(load(tmp_path / "imputer.skae").transform(X), expected)
 
 
 def test_reconstruction_display_draws_the_estimators_images(digits):

@@ -129,6 +129,8 @@ def start_at_model(model, network, sample, generator):
     request = {
         "image_shape": None,
         **network,
+        # The network restores entries hidden from its input: a kind may read it.
+        "corrects_input": True,
         "n_features": n_features,
         "encoding_dim": rank,
         "code_activation": "identity",

@@ -9,7 +9,9 @@ Building
     ``accepts(request)``: whether the kind is the one to build for a
     resolved request (a dict of ``n_features``, ``encoding_dim``,
     ``hidden_layer_sizes``, ``activation``, ``code_activation``,
-    ``output_activation``, ``init``, ``image_shape`` and ``dtype``);
+    ``output_activation``, ``init``, ``image_shape`` and ``dtype``, and
+    ``corrects_input`` where the network restores entries hidden from its
+    input);
     :func:`choose_kind` asks the registered kinds, the latest first.
     ``from_spec(spec)``: the module, its weights not yet set, from plain
     values. ``check_spec(spec)``: a ``ValueError`` naming the first field of
