@@ -9,7 +9,8 @@ half the pixels of digit images are removed at random, and the imputer's
 fills are shown beside those of :class:`~sklearn.impute.SimpleImputer`
 (each pixel's mean), :class:`~sklearn.impute.KNNImputer` (the mean of the
 nearest images) and :class:`~sklearn.impute.IterativeImputer` (each pixel
-regressed on the others in turn).
+regressed on the others in turn), and with those of the imputer told that
+the rows are images.
 """
 
 # %%
@@ -39,7 +40,7 @@ X_train_missing = np.where(mask_train, np.nan, X_train)
 X_test_missing = np.where(mask_test, np.nan, X_test)
 
 # %%
-# Four imputers
+# Five imputers
 # -------------
 # Each is fitted on the incomplete training images and fills the test
 # images; the error is the root mean squared error on the missing pixels.
@@ -51,6 +52,11 @@ imputers = {
     "KNN": KNNImputer(keep_empty_features=True),
     "iterative": IterativeImputer(max_iter=5, random_state=0, keep_empty_features=True),
     "autoencoder": AutoencoderImputer(random_state=0, keep_empty_features=True),
+    # Told that the rows are 8 x 8 images, the imputer also restores each
+    # pixel from the pixels around it, by convolutions of the image.
+    "autoencoder, images": AutoencoderImputer(
+        image_shape=(8, 8), random_state=0, keep_empty_features=True
+    ),
 }
 fills = {}
 for name, imputer in imputers.items():
@@ -58,7 +64,7 @@ for name, imputer in imputers.items():
     fills[name] = imputer.fit(X_train_missing).transform(X_test_missing)
     seconds = time.perf_counter() - start
     error = np.sqrt(np.mean((fills[name][mask_test] - X_test[mask_test]) ** 2))
-    print(f"{name:12} RMSE on missing pixels {error:.4f}   ({seconds:.1f} s)")
+    print(f"{name:20} RMSE on missing pixels {error:.4f}   ({seconds:.1f} s)")
 
 # The observed pixels come back unchanged.
 assert np.array_equal(fills["autoencoder"][~mask_test], X_test[~mask_test])
