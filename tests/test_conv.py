@@ -206,6 +206,32 @@ def test_cost_per_row_counts_the_convolutions():
     assert widest == 64
 
 
+def test_local_convolutions_cost_their_kernels_at_every_pixel():
+    request = _request([1, 8, 8], hidden=(4,), k=5)
+    del request["init"]
+    module = build_network({**request, "kind": "local_conv", "n_features": 64, "dtype": "float32"})
+    cost, widest = module.cost_per_row()
+    # The linear path (weights and biases), then 1 -> 4 and 4 -> 1 maps of
+    # 3 x 3 kernels with their biases at each of the 64 pixels.
+    assert cost == 2 * 64 * 5 + 64 + 5 + 64 * ((1 * 4 * 9 + 4) + (4 * 1 * 9 + 1))
+    assert widest == 4 * 64
+
+
+@pytest.mark.parametrize("kind", ["conv", "local_conv"])
+@pytest.mark.parametrize(
+    "field, value", [("hidden_layer_sizes", [True]), ("image_shape", [1, 8, 8.0])]
+)
+def test_a_description_with_a_bool_or_float_size_is_refused(kind, field, value):
+    request = _request([1, 8, 8], hidden=(1,), k=5)
+    del request["init"]
+    spec = {**request, "kind": kind, "n_features": 64, "dtype": "float32"}
+    if kind == "conv":
+        spec["code_scale"] = [1.0] * 5
+    build_network(spec)
+    with pytest.raises(ValueError, match=f"invalid {field}"):
+        build_network({**spec, field: value})
+
+
 def test_imputer_with_image_shape(digits):
     rng = np.random.RandomState(0)
     X = digits[:400].astype(np.float64)

@@ -85,6 +85,7 @@ __all__ = [
     "choose_kind",
     "copy_into",
     "dense_shapes",
+    "is_count",
     "positive_floats",
     "register_kind",
     "start_network",
@@ -119,15 +120,16 @@ def check_fields(spec, fields):
         raise ValueError(f"The network has unknown fields {sorted(set(spec) - set(fields))}.")
 
 
-def _is_count(value):
-    return isinstance(value, int) and value >= 1
+def is_count(value, minimum=1):
+    """Whether a value read from a file is an int (not a bool) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 # The fields every kind's description has.
 COMMON_FIELDS = {
-    "n_features": _is_count,
-    "encoding_dim": _is_count,
-    "hidden_layer_sizes": lambda v: isinstance(v, list) and all(_is_count(w) for w in v),
+    "n_features": is_count,
+    "encoding_dim": is_count,
+    "hidden_layer_sizes": lambda v: isinstance(v, list) and all(is_count(w) for w in v),
     "activation": lambda v: v in ACTIVATIONS,
     "code_activation": lambda v: v in ACTIVATIONS,
     "output_activation": lambda v: v in OUTPUT_ACTIVATIONS,

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import torch
 
-from skae._nn._contract import KINDS, OUTPUT_ACTIVATIONS
+from skae._nn._contract import KINDS, OUTPUT_ACTIVATIONS, is_count
 
 
 def _check_spec(spec):
@@ -23,10 +23,6 @@ def _check_spec(spec):
         KINDS[spec["kind"]].check_spec(spec)
     except ValueError as error:
         raise ValueError(f"The file does not describe a network skae builds: {error}") from None
-
-
-def is_count(value, minimum=0):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def _is_number(value):
@@ -59,8 +55,8 @@ _ATTRIBUTE_CHECKS = {
     "best_loss_": lambda v: v is None or _is_number(v),
     "validation_scores_": lambda v: v is None or _is_numbers(v),
     "best_validation_score_": lambda v: v is None or _is_number(v),
-    "n_iter_": is_count,
-    "t_": is_count,
+    "n_iter_": lambda v: is_count(v, 0),
+    "t_": lambda v: is_count(v, 0),
     "_network_spec": lambda v: isinstance(v, dict),
     "_optimizer_state": lambda v: v is None or isinstance(v, dict),
     "_generator_state": lambda v: isinstance(v, np.ndarray) and v.dtype == np.uint8,

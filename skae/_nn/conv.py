@@ -18,6 +18,7 @@ from skae._nn._contract import (
     DTYPES,
     Network,
     check_fields,
+    is_count,
     positive_floats,
     register_kind,
 )
@@ -169,15 +170,13 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
                 "kind": lambda v: v == cls.kind,
                 **COMMON_FIELDS,
                 "hidden_layer_sizes": lambda v: (
-                    isinstance(v, list)
-                    and len(v) >= 1
-                    and all(isinstance(w, int) and w >= 1 for w in v)
+                    isinstance(v, list) and len(v) >= 1 and all(is_count(w) for w in v)
                 ),
                 "code_activation": lambda v: v == "identity",
                 "image_shape": lambda v: (
                     isinstance(v, list)
                     and len(v) == 3
-                    and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v)
+                    and all(is_count(s) for s in v)
                     and math.prod(v) == spec.get("n_features")
                 ),
                 "code_scale": positive_floats(spec.get("encoding_dim")),

@@ -20,6 +20,7 @@ from skae._nn._contract import (
     DTYPES,
     Network,
     check_fields,
+    is_count,
     register_kind,
 )
 from skae._nn._conv_layers import KERNEL_SIZE, empty_layer, image_shape_3d, weighted_layers
@@ -127,15 +128,13 @@ class LocalConvolutionAutoencoder(Network):
                 "kind": lambda v: v == cls.kind,
                 **COMMON_FIELDS,
                 "hidden_layer_sizes": lambda v: (
-                    isinstance(v, list)
-                    and len(v) >= 1
-                    and all(isinstance(w, int) and w >= 1 for w in v)
+                    isinstance(v, list) and len(v) >= 1 and all(is_count(w) for w in v)
                 ),
                 "code_activation": lambda v: v == "identity",
                 "image_shape": lambda v: (
                     isinstance(v, list)
                     and len(v) == 3
-                    and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v)
+                    and all(is_count(s) for s in v)
                     and math.prod(v) == spec.get("n_features")
                 ),
             },
@@ -214,7 +213,7 @@ class LocalConvolutionAutoencoder(Network):
         channels, height, width = self.image_shape
         maps = [channels, *self.hidden_layer_sizes, channels]
         pixels = height * width
-        cost = 2 * (d * k + d + k)
+        cost = 2 * d * k + d + k
         for n_in, n_out in zip(maps[:-1], maps[1:], strict=True):
             cost += (n_in * n_out * KERNEL_SIZE**2 + n_out) * pixels
         return cost, max(maps) * pixels
