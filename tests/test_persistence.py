@@ -377,7 +377,12 @@ def small_file():
 
 
 def _load_quickly(data):
-    """Load ``data`` and return the estimator, checking time and traced memory."""
+    """Load ``data`` and return the estimator, checking traced memory and time.
+
+    The memory bound catches a file that inflates; the time bound, generous
+    for a busy machine (a load takes milliseconds), one that sends the
+    reader into a loop.
+    """
     tracemalloc.start()
     start = time.perf_counter()
     try:
@@ -386,7 +391,7 @@ def _load_quickly(data):
         elapsed = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        assert elapsed < 2 and peak < 2**24, (elapsed, peak)
+        assert elapsed < 30 and peak < 2**24, (elapsed, peak)
 
 
 def _structure(data):
