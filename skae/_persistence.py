@@ -18,6 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._impute._missing import is_pandas_na
 from skae._imputer import AutoencoderImputer
 from skae._outlier import AutoencoderOutlierDetector
 from skae._version import __version__
@@ -39,6 +40,10 @@ _MAX_RATIO = 1100
 
 def _skae_version():
     return __version__
+
+
+# How a parameter set to pandas' NA (the imputer's missing_values) is written.
+PANDAS_NA = {"pandas": "NA"}
 
 
 def _is_plain(value):
@@ -100,6 +105,9 @@ def _encode_params(estimator):
             )
         if isinstance(value, np.ndarray):
             value = value.tolist()
+        if is_pandas_na(value):
+            params[name] = PANDAS_NA
+            continue
         if not _is_plain(value):
             raise ValueError(
                 f"Cannot save parameter {name}={value!r} of type {type(value).__name__}."
@@ -305,6 +313,16 @@ def _read(file):
     return cls, metadata, attributes
 
 
+def _import_pandas(name):
+    try:
+        import pandas
+    except ImportError:
+        raise ValueError(
+            f"The file's parameter {name} is pandas' NA: install pandas to load it."
+        ) from None
+    return pandas
+
+
 def _decode_params(cls, metadata):
     params = metadata.get("params")
     if not isinstance(params, dict):
@@ -316,6 +334,10 @@ def _decode_params(cls, metadata):
             f"{metadata.get('skae_version')!r}, a version this one cannot read."
         )
     params = dict(params)
+    for name, value in params.items():
+        if value == PANDAS_NA:
+            pandas = _import_pandas(name)
+            params[name] = pandas.NA
     # JSON has no tuples: the parameters given as tuples come back as such.
     for name in ("hidden_layer_sizes", "image_shape"):
         if isinstance(params.get(name), list):

@@ -313,6 +313,31 @@ def test_pandas_na_marks_missing_entries_as_nan_does():
     np.testing.assert_allclose(imputer.fit(objects).transform(objects), expected)
 
 
+def test_pandas_na_keeps_what_cannot_hold_it_as_it_is(tmp_path):
+    """With pd.NA as the marker, float32 stays float32, dataframes keep their
+    names, sparse input gets scikit-learn's error, and the imputer saves."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 3))
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    params = dict(missing_values=pd.NA, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    assert AutoencoderImputer(**params).fit_transform(X.astype(np.float32)).dtype == np.float32
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).astype({"a": "Float64"})
+    imputer = AutoencoderImputer(**params).fit(frame)
+    assert list(imputer.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        imputer.transform(frame[["c", "b", "a"]])
+    with pytest.raises(TypeError, match="Sparse data was passed"):
+        AutoencoderImputer(**params).fit(sp.csr_matrix(np.nan_to_num(X)))
+    save(imputer, tmp_path / "imputer.skae")
+    loaded = load(tmp_path / "imputer.skae")
+    assert loaded.missing_values is pd.NA
+    np.testing.assert_array_equal(loaded.transform(frame), imputer.transform(frame))
+    polars = pytest.importorskip("polars")
+    named = AutoencoderImputer(**params).fit(polars.from_pandas(frame.astype(float)))
+    assert list(named.feature_names_in_) == ["a", "b", "c"]
+
+
 def test_encoding_dim_caps_the_rank_and_is_grid_searched():
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV

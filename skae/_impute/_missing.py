@@ -5,6 +5,7 @@ import sys
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from skae._impute._copies import NETWORK_DTYPE
@@ -22,10 +23,33 @@ def is_pandas_na(value):
 
 
 def pandas_na_as_nan(X):
-    """X with pandas' NA entries as NaN, for ``missing_values=pd.NA``."""
-    if hasattr(X, "notna") and hasattr(X, "where"):
-        # A DataFrame: its nullable and object columns become floats and NaN.
-        return X.astype(object).where(X.notna(), np.nan)
+    """X with pandas' NA entries as NaN, for ``missing_values=pd.NA``.
+
+    Only what may hold NA is converted: a pandas DataFrame's nullable and
+    object columns (the frame, its names and its other columns' dtypes
+    kept), and lists or object arrays. Numeric and boolean arrays, sparse
+    matrices and other dataframes (polars' nulls are its own) are returned
+    as they are, for ``validate_data`` to check.
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(X, pandas.DataFrame):
+        columns = [
+            i
+            for i, dtype in enumerate(X.dtypes)
+            if not (isinstance(dtype, np.dtype) and dtype.kind in "biuf")
+        ]
+        if columns:
+            X = X.copy()
+            for i in columns:
+                column = X.iloc[:, i]
+                X.isetitem(i, column.astype(object).where(column.notna(), np.nan))
+        return X
+    if (
+        sp.issparse(X)
+        or hasattr(X, "columns")
+        or (hasattr(X, "dtype") and getattr(X.dtype, "kind", "O") in "biuf")
+    ):
+        return X
     X = np.asarray(X, dtype=object)
     return np.where(np.frompyfunc(is_pandas_na, 1, 1)(X).astype(bool), np.nan, X)
 
