@@ -27,16 +27,19 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     """Imputation of missing values with an autoencoder trained in PyTorch.
 
     Each feature is centred on the mean of its observed values and divided
-    by their spread. A linear model of the observed entries is fitted first:
+    by their spread (with ``image_shape``, all pixels of a channel share
+    the mean and spread of the channel's observed values, as images are
+    normalised). A linear model of the observed entries is fitted first:
     a shrunken low-rank model (soft-impute) and, up to 128 features, a
     multivariate normal one (EM with a ridge on the covariance), each with
     its shrinkage chosen on held-out observed entries, the one that restores
     those entries best kept. The missing entries of a row are filled with
     that model's fixed point: the low-rank model's reconstruction of the
     row, or the normal model's conditional mean given the row's observed
-    entries. That model is the linear path of a network whose perceptron,
-    beside it and starting at zero, learns a nonlinear correction while the
-    linear path stays as it is: the training rows are many copies of the
+    entries. That model is the linear path of a network whose perceptron
+    (for images, ``image_shape``, convolutions of the image), beside it and
+    starting at zero, learns a nonlinear correction while the linear path
+    stays as it is: the training rows are many copies of the
     data, each with another ``mask_fraction`` of the observed entries
     hidden and filled by the linear model, and the network learns to
     restore the hidden entries. The weights kept are those
@@ -113,12 +116,14 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     image_shape : tuple of int or None, default=None
         The shape of one image, ``(height, width)`` or ``(channels, height,
         width)``, when each row of X is an image raveled in that order; its
-        product must be ``n_features``. With hidden layers, the correction
-        beside the linear path is then a stack of convolutions of the
-        linearly filled image at full resolution (kernel 3, stride 1), one
-        per entry of ``hidden_layer_sizes`` and a last one back to the
-        image's channels, so that each pixel is restored from its
-        neighbourhood as well as from the linear model.
+        product must be ``n_features``. The pixels of a channel are then
+        scaled alike, so that the fill's errors weigh each pixel as the
+        image's do; with hidden layers, the correction beside the linear
+        path is a stack of convolutions of the linearly filled image at
+        full resolution (kernel 3, stride 1), one per entry of
+        ``hidden_layer_sizes`` and a last one back to the image's channels,
+        so that each pixel is restored from its neighbourhood as well as
+        from the linear model.
 
     activation : {"gelu", "relu", "tanh", "logistic", "elu", "identity"}, \
             default="gelu"

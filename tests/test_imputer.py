@@ -647,6 +647,23 @@ def _disks(n_samples, size, seed):
     return (1 / (1 + np.exp(-3 * (radii - distances)))).reshape(n_samples, -1)
 
 
+def test_image_shape_scales_the_pixels_of_a_channel_alike():
+    """Each channel's pixels share the mean and spread of all its observed values."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(60, 2, 9)) * [[1.0], [5.0]] + [[0.0], [10.0]]
+    images[:, 0, 0] = 3.0  # a pixel always at one value
+    X = images.reshape(60, 18)
+    X_missing, _ = _remove(X, 0.2, 0)
+    imputer = AutoencoderImputer(image_shape=(2, 3, 3), hidden_layer_sizes=(), max_iter=1)
+    imputer.fit(X_missing)
+    for channel in range(2):
+        values = X_missing[:, 9 * channel : 9 * (channel + 1)]
+        values = values[~np.isnan(values)]
+        pixels = slice(9 * channel, 9 * (channel + 1))
+        np.testing.assert_allclose(imputer._column_location[pixels], values.mean())
+        np.testing.assert_allclose(imputer._column_scale[pixels], values.std())
+
+
 def test_image_shape_restores_pixels_from_their_neighbourhood():
     """Convolutions of the image at full resolution beat the linear fill on images of disks.
 
@@ -665,6 +682,6 @@ def test_image_shape_restores_pixels_from_their_neighbourhood():
     # The linear model the network started at, alone.
     linear = imputer._linear_fill(imputer._scaled(X_missing, ~mask), ~mask)
     linear = linear * imputer._column_scale + imputer._column_location
-    assert _rmse(filled, X, mask) < 0.85 * _rmse(linear, X, mask)
+    assert _rmse(filled, X, mask) < 0.7 * _rmse(linear, X, mask)
     again = AutoencoderImputer(max_iter=3, **params).fit(X_missing).transform(X_missing)
     assert np.array_equal(filled, again)

@@ -63,7 +63,7 @@ class LinearStartMixin:
         needs them; a fit that fails leaves the estimator as it was.
         """
         # Checked before the linear model's fit, which takes a while.
-        image_shape(self.image_shape, X.shape[1])
+        shape = image_shape(self.image_shape, X.shape[1])
         observed = self._observed(X)
         if not observed.any():
             raise ValueError(
@@ -75,7 +75,9 @@ class LinearStartMixin:
         rng = np.random.default_rng(seed)
         self._missing_features = np.flatnonzero(~observed.all(axis=0))
         self._empty_features = np.flatnonzero(~observed.any(axis=0))
-        self._column_location, self._column_scale = column_location_scale(X, observed)
+        self._column_location, self._column_scale = column_location_scale(
+            X, observed, channels=None if shape is None else shape[0]
+        )
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)
         max_rank = None if self.encoding_dim == "auto" else self.encoding_dim

@@ -29,13 +29,26 @@ CG_TOL = 1e-4
 CG_MAX_ITER = 200
 
 
-def column_location_scale(X, observed):
+def column_location_scale(X, observed, channels=None):
     """Mean and spread of each column's observed values.
 
     The spread is the standard deviation, but at least a tenth of the
     observed range, so that a column almost always at one value (a border
     pixel, say) is not blown up; 1 for a column with one value or none.
+    With ``channels``, the columns are the pixels of images of that many
+    channels, raveled channel first, and the pixels of a channel share the
+    mean and spread of all their observed values, as images are normalised:
+    each pixel weighs in the fill's errors as it does in the image's.
     """
+    if channels is not None:
+        n_samples, n_features = X.shape
+        pixels = n_features // channels
+
+        def by_channel(A):
+            return A.reshape(n_samples, channels, pixels).transpose(0, 2, 1).reshape(-1, channels)
+
+        location, scale = column_location_scale(by_channel(X), by_channel(observed))
+        return np.repeat(location, pixels), np.repeat(scale, pixels)
     n_observed = np.maximum(observed.sum(axis=0), 1)
     # Each column divided by its largest magnitude, so that neither its
     # squares overflow (values of 1e200) nor underflow (1e-200).
