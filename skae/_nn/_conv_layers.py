@@ -1,7 +1,11 @@
-"""The layers of the convolutional kind: sizes, paddings and normalisations."""
+"""What the kinds for images share: their shape and description, and the layers' sizes."""
+
+import math
 
 import torch
 from torch import nn
+
+from skae._nn._contract import COMMON_FIELDS, DTYPES, is_count
 
 KERNEL_SIZE = 3
 STRIDE = 2
@@ -63,3 +67,59 @@ def normalization_layers(stack):
 
 
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+class ImageKind:
+    """The image's shape, the convolutions' channels and the description of a kind for images.
+
+    A kind's ``__init__`` takes ``(n_features, encoding_dim,
+    hidden_layer_sizes, activation, output_activation, dtype, image_shape)``
+    and calls :meth:`set_image`; its code is linear.
+    """
+
+    def set_image(self, n_features, hidden_layer_sizes, activation, image_shape):
+        """Keep the image's (channels, height, width) and the hidden layers' channels."""
+        self.image_shape = image_shape_3d(image_shape)
+        channels, height, width = self.image_shape
+        if channels * height * width != n_features:
+            raise ValueError(
+                f"An image of shape {self.image_shape} has {channels * height * width} "
+                f"values, not the {n_features} features of a row."
+            )
+        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
+        self.activation = activation
+        self.code_activation = "identity"
+
+    @classmethod
+    def from_spec(cls, spec):
+        return cls(
+            spec["n_features"],
+            spec["encoding_dim"],
+            spec["hidden_layer_sizes"],
+            spec["activation"],
+            spec["output_activation"],
+            dtype=DTYPES[spec["dtype"]],
+            image_shape=spec["image_shape"],
+        )
+
+    @classmethod
+    def image_fields(cls, spec):
+        """Validators of the fields a description of the kind has, for ``check_fields``."""
+        return {
+            "kind": lambda v: v == cls.kind,
+            **COMMON_FIELDS,
+            "hidden_layer_sizes": lambda v: (
+                isinstance(v, list) and len(v) >= 1 and all(is_count(w) for w in v)
+            ),
+            "code_activation": lambda v: v == "identity",
+            "image_shape": lambda v: (
+                isinstance(v, list)
+                and len(v) == 3
+                and all(is_count(s) for s in v)
+                and math.prod(v) == spec.get("n_features")
+            ),
+        }
+
+    @property
+    def spec(self):
+        return self.base_spec(image_shape=list(self.image_shape))

@@ -6,19 +6,14 @@ decoder's its mirror image in transposed convolutions. Started at PCA's
 solution, the network begins where PCA ends.
 """
 
-import math
-
 import torch
 from torch import nn
 
 from skae._nn import _conv_graph
 from skae._nn._contract import (
     ACTIVATIONS,
-    COMMON_FIELDS,
-    DTYPES,
     Network,
     check_fields,
-    is_count,
     positive_floats,
     register_kind,
 )
@@ -27,20 +22,20 @@ from skae._nn._conv_layers import (
     PADDING,
     STRIDE,
     WEIGHTED,
+    ImageKind,
     empty_layer,
     feature_map_sizes,
-    image_shape_3d,
     n_groups,
     normalization_layers,
     output_padding,
     weighted_layers,
 )
-from skae._nn.linear import dense_layer, glorot_uniform
+from skae._nn.linear import dense_layer, glorot_uniform, he_uniform
 from skae._nn.residual import CorrectionBesideLinearPath
 
 
 @register_kind
-class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
+class ConvolutionalAutoencoder(CorrectionBesideLinearPath, ImageKind, Network):
     """A linear autoencoder plus convolutional corrections that start at zero.
 
     Each row of ``n_features`` values is an image of ``image_shape``
@@ -88,16 +83,8 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
         image_shape,
     ):
         super().__init__(n_features, output_activation, dtype)
-        self.image_shape = image_shape_3d(image_shape)
+        self.set_image(n_features, hidden_layer_sizes, activation, image_shape)
         channels, height, width = self.image_shape
-        if channels * height * width != n_features:
-            raise ValueError(
-                f"An image of shape {self.image_shape} has {channels * height * width} "
-                f"values, not the {n_features} features of a row."
-            )
-        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
-        self.activation = activation
-        self.code_activation = "identity"
         self.sizes = feature_map_sizes(height, width, len(self.hidden_layer_sizes))
         maps = [channels, *self.hidden_layer_sizes]
         flat = maps[-1] * self.sizes[-1][0] * self.sizes[-1][1]
@@ -151,36 +138,13 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
 
     @classmethod
     def from_spec(cls, spec):
-        module = cls(
-            spec["n_features"],
-            spec["encoding_dim"],
-            spec["hidden_layer_sizes"],
-            spec["activation"],
-            spec["output_activation"],
-            dtype=DTYPES[spec["dtype"]],
-            image_shape=spec["image_shape"],
-        )
-        return module.with_code_scale(spec)
+        return super().from_spec(spec).with_code_scale(spec)
 
     @classmethod
     def check_spec(cls, spec):
         check_fields(
             spec,
-            {
-                "kind": lambda v: v == cls.kind,
-                **COMMON_FIELDS,
-                "hidden_layer_sizes": lambda v: (
-                    isinstance(v, list) and len(v) >= 1 and all(is_count(w) for w in v)
-                ),
-                "code_activation": lambda v: v == "identity",
-                "image_shape": lambda v: (
-                    isinstance(v, list)
-                    and len(v) == 3
-                    and all(is_count(s) for s in v)
-                    and math.prod(v) == spec.get("n_features")
-                ),
-                "code_scale": positive_floats(spec.get("encoding_dim")),
-            },
+            {**cls.image_fields(spec), "code_scale": positive_floats(spec.get("encoding_dim"))},
         )
 
     @property
@@ -272,13 +236,10 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, Network):
             for branch in (self.encoder_branch, self.decoder_branch):
                 layers = weighted_layers(branch)
                 for layer in layers:
-                    fan_in = layer.weight[0].numel()
+                    fan_in = None
                     if isinstance(layer, nn.ConvTranspose2d):
                         fan_in = layer.weight.shape[0] * KERNEL_SIZE**2 / STRIDE**2
-                    bound = math.sqrt(6.0 / fan_in)
-                    layer.weight.uniform_(-bound, bound, generator=generator)
-                    bound = 1.0 / math.sqrt(fan_in)
-                    layer.bias.uniform_(-bound, bound, generator=generator)
+                    he_uniform(layer, generator, fan_in)
                 layers[-1].weight.zero_()
                 layers[-1].bias.zero_()
                 for norm in normalization_layers(branch):

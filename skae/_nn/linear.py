@@ -61,6 +61,21 @@ def glorot_uniform(layers, generator):
             layer.bias.zero_()
 
 
+@torch.no_grad()
+def he_uniform(layer, generator, fan_in=None):
+    """He-uniform weights, suited to rectifiers, and biases within ``1 / sqrt(fan_in)``.
+
+    ``fan_in`` is the number of weights of one output unit (a dense
+    layer's inputs, a convolution's input channels times its kernel's
+    size) unless given.
+    """
+    fan_in = layer.weight[0].numel() if fan_in is None else fan_in
+    bound = math.sqrt(6.0 / fan_in)
+    layer.weight.uniform_(-bound, bound, generator=generator)
+    bound = 1.0 / math.sqrt(fan_in)
+    layer.bias.uniform_(-bound, bound, generator=generator)
+
+
 @register_kind
 class Autoencoder(Network):
     """A symmetric multi-layer autoencoder.

@@ -8,27 +8,22 @@ Its code is the linear path's; its reconstruction is not ``decode`` of
 its code, so it serves networks whose code nobody reads.
 """
 
-import math
-
 import torch
 from torch import nn
 
 from skae._nn import _conv_graph, _graph
 from skae._nn._contract import (
     ACTIVATIONS,
-    COMMON_FIELDS,
-    DTYPES,
     Network,
     check_fields,
-    is_count,
     register_kind,
 )
-from skae._nn._conv_layers import KERNEL_SIZE, empty_layer, image_shape_3d, weighted_layers
-from skae._nn.linear import dense_layer, glorot_uniform
+from skae._nn._conv_layers import KERNEL_SIZE, ImageKind, empty_layer, weighted_layers
+from skae._nn.linear import dense_layer, glorot_uniform, he_uniform
 
 
 @register_kind
-class LocalConvolutionAutoencoder(Network):
+class LocalConvolutionAutoencoder(ImageKind, Network):
     """A linear autoencoder plus convolutions of the input that start at zero.
 
     Each row of ``n_features`` values is an image of ``image_shape``
@@ -77,16 +72,8 @@ class LocalConvolutionAutoencoder(Network):
         image_shape,
     ):
         super().__init__(n_features, output_activation, dtype)
-        self.image_shape = image_shape_3d(image_shape)
+        self.set_image(n_features, hidden_layer_sizes, activation, image_shape)
         channels, height, width = self.image_shape
-        if channels * height * width != n_features:
-            raise ValueError(
-                f"An image of shape {self.image_shape} has {channels * height * width} "
-                f"values, not the {n_features} features of a row."
-            )
-        self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
-        self.activation = activation
-        self.code_activation = "identity"
         self.encoder = dense_layer(n_features, encoding_dim, dtype=dtype)
         self.decoder = dense_layer(encoding_dim, n_features, dtype=dtype)
         maps = [channels, *self.hidden_layer_sizes, channels]
@@ -109,40 +96,8 @@ class LocalConvolutionAutoencoder(Network):
         )
 
     @classmethod
-    def from_spec(cls, spec):
-        return cls(
-            spec["n_features"],
-            spec["encoding_dim"],
-            spec["hidden_layer_sizes"],
-            spec["activation"],
-            spec["output_activation"],
-            dtype=DTYPES[spec["dtype"]],
-            image_shape=spec["image_shape"],
-        )
-
-    @classmethod
     def check_spec(cls, spec):
-        check_fields(
-            spec,
-            {
-                "kind": lambda v: v == cls.kind,
-                **COMMON_FIELDS,
-                "hidden_layer_sizes": lambda v: (
-                    isinstance(v, list) and len(v) >= 1 and all(is_count(w) for w in v)
-                ),
-                "code_activation": lambda v: v == "identity",
-                "image_shape": lambda v: (
-                    isinstance(v, list)
-                    and len(v) == 3
-                    and all(is_count(s) for s in v)
-                    and math.prod(v) == spec.get("n_features")
-                ),
-            },
-        )
-
-    @property
-    def spec(self):
-        return self.base_spec(image_shape=list(self.image_shape))
+        check_fields(spec, cls.image_fields(spec))
 
     @classmethod
     def array_shapes(cls, spec):
@@ -196,11 +151,7 @@ class LocalConvolutionAutoencoder(Network):
         with torch.no_grad():
             layers = weighted_layers(self.correction)
             for layer in layers[:-1]:
-                fan_in = layer.weight[0].numel()
-                bound = math.sqrt(6.0 / fan_in)
-                layer.weight.uniform_(-bound, bound, generator=generator)
-                bound = 1.0 / math.sqrt(fan_in)
-                layer.bias.uniform_(-bound, bound, generator=generator)
+                he_uniform(layer, generator)
             layers[-1].weight.zero_()
             layers[-1].bias.zero_()
 

@@ -1,7 +1,6 @@
 """The residual kind: a linear autoencoder plus a nonlinear correction that starts at zero."""
 
 import itertools
-import math
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from skae._nn._contract import (
     register_kind,
 )
 from skae._nn._steps import PerceptronStep
-from skae._nn.linear import Autoencoder, dense_layer, glorot_uniform, perceptron
+from skae._nn.linear import Autoencoder, dense_layer, glorot_uniform, he_uniform, perceptron
 
 
 class CorrectionBesideLinearPath:
@@ -184,10 +183,7 @@ class ResidualAutoencoder(CorrectionBesideLinearPath, Autoencoder):
             for branch in (self.encoder_branch, self.decoder_branch):
                 layers = [m for m in branch if isinstance(m, nn.Linear)]
                 for layer in layers[:-1]:
-                    bound = math.sqrt(6.0 / layer.in_features)
-                    layer.weight.uniform_(-bound, bound, generator=generator)
-                    bound = 1.0 / math.sqrt(layer.in_features)
-                    layer.bias.uniform_(-bound, bound, generator=generator)
+                    he_uniform(layer, generator)
                 layers[-1].weight.zero_()
 
     def hand_step(self, X, options, device):
