@@ -72,13 +72,23 @@ WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 class ImageKind:
     """The image's shape, the convolutions' channels and the description of a kind for images.
 
-    A kind's ``__init__`` takes ``(n_features, encoding_dim,
-    hidden_layer_sizes, activation, output_activation, dtype, image_shape)``
-    and calls :meth:`set_image`; its code is linear.
+    Mixed in before :class:`~skae._nn._contract.Network`, it keeps the
+    image's (channels, height, width) and the hidden layers' channels, then
+    calls the kind's ``_build_layers(encoding_dim, dtype)``; the code is
+    linear.
     """
 
-    def set_image(self, n_features, hidden_layer_sizes, activation, image_shape):
-        """Keep the image's (channels, height, width) and the hidden layers' channels."""
+    def __init__(
+        self,
+        n_features,
+        encoding_dim,
+        hidden_layer_sizes,
+        activation,
+        output_activation,
+        dtype,
+        image_shape,
+    ):
+        super().__init__(n_features, output_activation, dtype)
         self.image_shape = image_shape_3d(image_shape)
         channels, height, width = self.image_shape
         if channels * height * width != n_features:
@@ -89,6 +99,7 @@ class ImageKind:
         self.hidden_layer_sizes = tuple(int(width) for width in hidden_layer_sizes)
         self.activation = activation
         self.code_activation = "identity"
+        self._build_layers(encoding_dim, dtype)
 
     @classmethod
     def from_spec(cls, spec):

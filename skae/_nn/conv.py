@@ -72,19 +72,9 @@ class ConvolutionalAutoencoder(CorrectionBesideLinearPath, ImageKind, Network):
     kind = "conv"
     held_out_by_default = True
 
-    def __init__(
-        self,
-        n_features,
-        encoding_dim,
-        hidden_layer_sizes,
-        activation,
-        output_activation,
-        dtype,
-        image_shape,
-    ):
-        super().__init__(n_features, output_activation, dtype)
-        self.set_image(n_features, hidden_layer_sizes, activation, image_shape)
+    def _build_layers(self, encoding_dim, dtype):
         channels, height, width = self.image_shape
+        n_features, activation = self.n_features, self.activation
         self.sizes = feature_map_sizes(height, width, len(self.hidden_layer_sizes))
         maps = [channels, *self.hidden_layer_sizes]
         flat = maps[-1] * self.sizes[-1][0] * self.sizes[-1][1]

@@ -61,19 +61,8 @@ class LocalConvolutionAutoencoder(ImageKind, Network):
     kind = "local_conv"
     held_out_by_default = True
 
-    def __init__(
-        self,
-        n_features,
-        encoding_dim,
-        hidden_layer_sizes,
-        activation,
-        output_activation,
-        dtype,
-        image_shape,
-    ):
-        super().__init__(n_features, output_activation, dtype)
-        self.set_image(n_features, hidden_layer_sizes, activation, image_shape)
-        channels, height, width = self.image_shape
+    def _build_layers(self, encoding_dim, dtype):
+        channels, n_features, activation = self.image_shape[0], self.n_features, self.activation
         self.encoder = dense_layer(n_features, encoding_dim, dtype=dtype)
         self.decoder = dense_layer(encoding_dim, n_features, dtype=dtype)
         maps = [channels, *self.hidden_layer_sizes, channels]
