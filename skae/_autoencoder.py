@@ -106,7 +106,9 @@ class AutoencoderTransformer(
         require training data in [0, 1]. Started from PCA, a clipped output
         reconstructs at least as well as PCA before any training; a sigmoid
         output is meant for the "bce" loss of the tutorials (it also trains
-        with "mse").
+        with "mse"). It has no such start: close to the data's rank it
+        cannot reconstruct as well as PCA, and ``fit`` warns where, started
+        at PCA's axes, it explains clearly less of the variance.
 
     loss : {"mse", "bce"}, default="mse"
         Training loss: mean squared error, or binary cross-entropy, which

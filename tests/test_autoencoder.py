@@ -591,6 +591,30 @@ def test_bce_loss_picks_a_sigmoid_output(digits):
     assert ae.output_activation_ == "sigmoid"
 
 
+def _clipped_pca_error(X, n_components):
+    pca = PCA(n_components).fit(X)
+    return np.mean((np.clip(pca.inverse_transform(pca.transform(X)), 0, 1) - X) ** 2)
+
+
+def test_sigmoid_output_far_below_pca_warns(digits):
+    """Near the data's rank a sigmoid output cannot reconstruct as PCA does, and says so."""
+    X, _ = digits
+    message = r"code's 48 units reconstruct 0\.9\d\d .* PCA's 48 components, clipped"
+    with pytest.warns(UserWarning, match=message):
+        ae = AutoencoderTransformer(encoding_dim=48, loss="bce", random_state=0).fit(X)
+    assert -ae.score(X) > 5 * _clipped_pca_error(X, 48)
+    # The clipped output, started at PCA's solution, stays below it.
+    ae = AutoencoderTransformer(encoding_dim=48, random_state=0).fit(X)
+    assert -ae.score(X) <= _clipped_pca_error(X, 48)
+
+
+def test_sigmoid_output_above_pca_does_not_warn(digits):
+    X, _ = digits
+    # Warnings are errors in the test suite.
+    ae = AutoencoderTransformer(encoding_dim=8, loss="bce", random_state=0).fit(X)
+    assert -ae.score(X) < _clipped_pca_error(X, 8)
+
+
 @pytest.mark.parametrize("sizes", [("a",), (2.5,), (True,), (0,), [[2, 3]]])
 def test_hidden_layer_sizes_must_be_positive_integers(sizes):
     X = np.random.RandomState(0).rand(30, 4)

@@ -206,7 +206,9 @@ def start_linear_path(module, components, mean, generator, sample=None, encoder_
     that before any training the network reconstructs exactly as PCA does.
     With a sigmoid output the decoder starts from the linearisation of the
     sigmoid around the mean, then :func:`fit_logistic_decoder` fits it to
-    ``sample``: the start is then better than PCA, not only as good.
+    ``sample``: the start is then better than PCA, not only as good, except
+    close to the data's rank, where no sigmoid of a linear map of the code
+    gives PCA's nearly exact reconstruction.
     Code units beyond the number of components get small random encoder
     weights and zero decoder weights.
 
