@@ -600,12 +600,25 @@ def test_sigmoid_output_far_below_pca_warns(digits):
     """Near the data's rank a sigmoid output cannot reconstruct as PCA does, and says so."""
     X, _ = digits
     message = r"code's 48 units reconstruct 0\.9\d\d .* PCA's 48 components, clipped"
-    with pytest.warns(UserWarning, match=message):
+    with pytest.warns(UserWarning, match=message) as record:
         ae = AutoencoderTransformer(encoding_dim=48, loss="bce", random_state=0).fit(X)
+    assert record[0].filename == __file__
     assert -ae.score(X) > 5 * _clipped_pca_error(X, 48)
     # The clipped output, started at PCA's solution, stays below it.
     ae = AutoencoderTransformer(encoding_dim=48, random_state=0).fit(X)
     assert -ae.score(X) <= _clipped_pca_error(X, 48)
+
+
+def test_share_the_code_cannot_reach_keeps_every_unit_and_warns(digits):
+    """A share PCA's count reaches but the trained code does not: all units, a warning."""
+    X, _ = digits
+    ae = AutoencoderTransformer(encoding_dim=0.99, loss="bce", random_state=0)
+    with pytest.warns(UserWarning) as record:
+        ae.fit(X)
+    shortfall = [w for w in record if "less than asked; all of them are kept" in str(w.message)]
+    assert len(shortfall) == 1 and shortfall[0].filename == __file__
+    assert ae.n_components_ == PCA(0.99).fit(X).n_components_
+    assert ae.explained_variance_ratio_.sum() < 0.99
 
 
 def test_sigmoid_output_above_pca_does_not_warn(digits):

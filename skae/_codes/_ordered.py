@@ -99,7 +99,7 @@ class OrderedCodesMixin:
                     f"explain {cumulative[-1]:.4g} of the training data's variance, less "
                     "than asked; all of them are kept.",
                     UserWarning,
-                    stacklevel=5,
+                    stacklevel=7,
                 )
             n_codes = int(reached[0]) + 1 if len(reached) else len(cumulative)
             if n_codes < module.encoding_dim:
