@@ -37,7 +37,9 @@ class AutoencoderTransformer(
         (0, 1) is a share of the variance, as PCA's ``n_components``: the
         network is trained with ordered codes at PCA's number of components
         for that share, then cut to the fewest units whose reconstruction
-        explains it on the training data (``n_components_``).
+        explains it on the training data (``n_components_``). With
+        ``ordered_codes=False`` the unordered code is cut the same way, by
+        what its first units explain, which may keep more of them.
 
     ordered_codes : {"auto", True, False}, default="auto"
         Whether to train ordered codes, like PCA's components: the first
@@ -162,8 +164,11 @@ class AutoencoderTransformer(
         runs the rest of it over at most ``n_iter_no_change`` more epochs
         and stops there. With a linear output ``tol`` is relative to the
         data's mean variance (the network's normalised units), so that it
-        does not depend on the data's magnitude. ``tol=0`` runs the
-        schedule at its planned pace to its end.
+        does not depend on the data's magnitude. With ``tol=0`` the
+        epochs whose loss is above the best so far count, so a fit whose
+        loss only rises above its start (the linear autoencoder with a
+        linear output, which starts at PCA's optimum) still stops early;
+        ``n_iter_no_change=np.inf`` never does.
 
     n_iter_no_change : int or np.inf, default=10
         Epochs without improvement by ``tol`` that training tolerates: at
