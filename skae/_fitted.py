@@ -9,6 +9,7 @@ torch object.
 """
 
 import warnings
+from dataclasses import replace
 from typing import NamedTuple
 
 from sklearn.exceptions import ConvergenceWarning
@@ -98,6 +99,16 @@ class FittedNetworkMixin:
         precision = resolve_precision(self.precision, device, module)
         ordered = self._orders_codes(module)
         options = self._training_options(X_train, batch_size, incremental, precision, ordered)
+        at_optimum = (
+            self.max_iter == "auto"
+            and not incremental
+            and not resume
+            and preparation.fitted.get("init_") == "pca"
+            and module.starts_at_optimum(options)
+        )
+        if at_optimum:
+            # One epoch, for the curves: none could improve on the start.
+            options = replace(options, max_iter=1)
         first_epoch = resume.get("first_epoch", 1)
         module.to(device)
         try:
@@ -134,6 +145,7 @@ class FittedNetworkMixin:
             "incremental": incremental,
             "early_stopping": preparation.X_val is not None,
             "ordered": ordered,
+            "at_optimum": at_optimum,
         }
         return module, result, run
 
@@ -141,6 +153,7 @@ class FittedNetworkMixin:
         """Keep a trained network and what its training did as the fitted state."""
         run = dict(run)
         incremental, early_stopping = run.pop("incremental"), run.pop("early_stopping")
+        at_optimum = run.pop("at_optimum")
         self.ordered_codes_ = run.pop("ordered")
         module.to("cpu").eval()
         self._set_network(module)
@@ -153,6 +166,7 @@ class FittedNetworkMixin:
         # else no epoch was kept: the random stream stays where it was too.
         if (
             not incremental
+            and not at_optimum
             and self.learning_rate == "constant"
             and not result.stopped_early
             and not result.interrupted

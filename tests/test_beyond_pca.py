@@ -23,6 +23,33 @@ def test_a_fit_started_at_an_exact_solution_stays_there(hidden):
     assert _mse(ae, X) < 1e-10 * X.var()
 
 
+def test_a_start_at_the_objective_s_optimum_trains_one_epoch():
+    # The linear autoencoder with a linear output starts at PCA's solution,
+    # the minimum of its squared error: "auto" plans one epoch, not the
+    # twenty a stall took, and returns PCA's reconstruction.
+    X = load_breast_cancer().data
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    pca = PCA(4).fit(X)
+    for params in ({}, {"learning_rate": "constant"}):
+        # A constant rate ending at max_iter would warn; warnings are errors here.
+        ae = AutoencoderTransformer(4, random_state=0, **params).fit(X)
+        assert ae.n_iter_ == len(ae.loss_curve_) == 1
+        np.testing.assert_allclose(
+            ae.inverse_transform(ae.transform(X)),
+            pca.inverse_transform(pca.transform(X)),
+            atol=1e-10,
+        )
+    # Elsewhere the start is not the optimum, or the epochs were asked for.
+    for params in (
+        {"alpha": 1e-3},
+        {"noise": "gaussian", "noise_level": 0.1},
+        {"hidden_layer_sizes": (8,)},
+        {"max_iter": 5},
+    ):
+        ae = AutoencoderTransformer(4, random_state=0, **params).fit(X)
+        assert ae.n_iter_ > 1, params
+
+
 @pytest.mark.parametrize("offset", [1e8, 1e12])
 def test_a_column_with_a_large_offset_keeps_pca_s_error(offset):
     # A raw column far from zero (ids, timestamps, prices in cents): the

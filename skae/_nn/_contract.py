@@ -281,6 +281,14 @@ class Network(nn.Module):
         """The step that works out this network's gradients by hand, or None."""
         return None
 
+    def starts_at_optimum(self, options):
+        """Whether PCA's solution, as this network starts, minimises the objective of ``options``.
+
+        Then no step can improve on the start, and "auto" ``max_iter`` plans
+        a single epoch.
+        """
+        return False
+
     @classmethod
     def onnx_reconstruct(cls, graph, arrays, spec, x):
         """The ONNX nodes of the reconstruction of data ``x``: ``decode`` of ``encode``."""

@@ -207,6 +207,16 @@ class Autoencoder(Network):
         """Whether the network is one linear layer each way, nothing else."""
         return len(self.encoder) == 1 and len(self.decoder) == 1
 
+    def starts_at_optimum(self, options):
+        """PCA's solution minimises the squared error of a linear code through a linear output."""
+        return (
+            self.is_linear
+            and self.code_activation == self.output_activation == "identity"
+            and options.loss == "mse"
+            and options.noise is None
+            and options.alpha == 0
+        )
+
     @property
     def wants_sample(self):
         """Whether :meth:`start_at` fits anything to a sample of the rows."""
