@@ -62,7 +62,10 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         The placeholder for missing values: NaN or a number such as -1 or 0.
         All occurrences are imputed. ``pd.NA`` marks the missing entries of
         pandas' nullable columns and of object arrays, which are imputed as
-        NaN would be.
+        NaN would be. A code that stands for an unknown value in a column
+        of other values (999, say) is a value to the imputer unless it is
+        ``missing_values``: mark such codes as NaN first, as a handful of
+        them far from a column's other values make its fill.
 
     add_indicator : bool, default=False
         Whether to append the indicators of missing entries of the features
