@@ -135,10 +135,10 @@ class AutoencoderTransformer(
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto"
         plans about 1000 mini-batch steps: ``round(1000 / n_batches)``
-        epochs, at least 3 and at most 200; one epoch where the network
-        starts at the optimum of its objective, as the linear autoencoder
-        with a linear output does (PCA's solution; no ``noise``, ``alpha``
-        0), which no step can improve on.
+        epochs, at least 3 and at most 200; where the network starts at
+        the optimum of its objective, as the linear autoencoder with a
+        linear output does (PCA's solution; no ``noise``, ``alpha`` 0), one
+        epoch that takes no step and records the start's loss.
 
     learning_rate_init : float, default=3e-3
         Adam's initial (peak, with "cosine") learning rate.

@@ -107,8 +107,9 @@ class FittedNetworkMixin:
             and module.starts_at_optimum(options)
         )
         if at_optimum:
-            # One epoch, for the curves: none could improve on the start.
-            options = replace(options, max_iter=1)
+            # No step could improve on the start: one epoch that takes none
+            # records its loss, so that the curves describe the weights kept.
+            options = replace(options, max_iter=1, learning_rate_init=0.0)
         first_epoch = resume.get("first_epoch", 1)
         module.to(device)
         try:

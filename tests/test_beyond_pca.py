@@ -39,6 +39,10 @@ def test_a_start_at_the_objective_s_optimum_trains_one_epoch():
             pca.inverse_transform(pca.transform(X)),
             atol=1e-10,
         )
+    # The epoch takes no step: its loss is that of the weights kept, in
+    # the network's units (the data's mean variance).
+    ae = AutoencoderTransformer(4, ordered_codes=False, random_state=0).fit(X)
+    assert ae.loss_curve_[0] == pytest.approx(_mse(ae, X) / X.var(axis=0).mean(), rel=1e-9)
     # Elsewhere the start is not the optimum, or the epochs were asked for.
     for params in (
         {"alpha": 1e-3},
