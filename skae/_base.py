@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._choices import (
+    caller_stacklevel,
     check_architecture,
     check_noise,
     check_range,
@@ -320,12 +321,21 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
         """
         rows = X[:: -(-X.shape[0] // SIGMOID_CHECK_ROWS)]
         dense = np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float64)
-        total = float(np.mean((dense - dense.mean(axis=0)) ** 2))
+        mean = dense.mean(axis=0)
+        centred = dense - mean
+        total = float(np.mean(centred**2))
         if not total > 0:
             return
-        mean, components = principal_axes(dense, self.n_components_, seed=0)
-        projected = (dense - mean) @ components.T @ components + mean
-        pca_share = 1 - float(np.mean((np.clip(projected, 0, 1) - dense) ** 2)) / total
+        # PCA's reconstruction of the rows from the eigenvectors of the
+        # smaller of their covariance and Gram matrices.
+        k = self.n_components_
+        if centred.shape[1] <= centred.shape[0]:
+            axes = np.linalg.eigh(centred.T @ centred)[1][:, -k:]
+            projected = centred @ axes @ axes.T
+        else:
+            basis = np.linalg.eigh(centred @ centred.T)[1][:, -k:]
+            projected = basis @ (basis.T @ centred)
+        pca_share = 1 - float(np.mean((np.clip(projected + mean, 0, 1) - dense) ** 2)) / total
         share = 1 - float(self._reconstruction_error(rows).mean()) / total
         if share < pca_share - SIGMOID_SHORTFALL:
             warnings.warn(
@@ -335,9 +345,9 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
                 f"{pca_share:.3f}: a sigmoid output cannot give PCA's nearly exact "
                 "reconstruction this close to the data's rank. "
                 "output_activation='clip' starts at PCA's solution and never ends "
-                "below it; hidden layers give the sigmoid output more to work with.",
+                "below it.",
                 UserWarning,
-                stacklevel=7,
+                stacklevel=caller_stacklevel(),
             )
 
     def _prepare(self, X, generator, *, incremental):

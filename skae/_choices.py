@@ -6,6 +6,7 @@ so that the networks' code needs no scikit-learn.
 """
 
 import functools
+import os
 import re
 import sys
 import warnings
@@ -13,6 +14,7 @@ from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 import torch
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
@@ -25,6 +27,25 @@ _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # the judging half of 30 rows was too small to accept clear gains (diabetes
 # at 8 dimensions with (128,): 0.80 x PCA with 30 rows, 0.55 x with 100).
 MIN_VALIDATION_ROWS = 100
+
+
+# The packages whose frames a warning of the fit path looks past.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(module.__file__) + os.sep for module in (sys.modules[__package__], sklearn)
+)
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` of a warning that points at the first frame outside skae and sklearn.
+
+    For the function that calls :func:`warnings.warn`: the fit paths of
+    the estimators differ in depth, and scikit-learn's wrappers (``fit``'s
+    context, ``fit_transform``, a pipeline) add frames of their own.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def resolve_device(device, owner):

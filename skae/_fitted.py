@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from sklearn.exceptions import ConvergenceWarning
 
-from skae._choices import resolve_device, resolve_precision
+from skae._choices import caller_stacklevel, resolve_device, resolve_precision
 from skae._nn import _train
 from skae._nn._batches import INFERENCE_ROWS, reconstruction_error
 from skae._nn._contract import build_network
@@ -177,7 +177,7 @@ class FittedNetworkMixin:
                 f"Maximum iterations ({self.max_iter_}) reached and the optimization "
                 "hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=caller_stacklevel(),
             )
         return self
 
@@ -195,7 +195,7 @@ class FittedNetworkMixin:
             f"smaller learning_rate_init (currently {self.learning_rate_init}) or scale "
             "the data, e.g. with StandardScaler.",
             ConvergenceWarning,
-            stacklevel=6,
+            stacklevel=caller_stacklevel(),
         )
 
     def _training_options(self, X_train, batch_size, incremental, precision, ordered=False):

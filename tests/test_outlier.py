@@ -370,3 +370,21 @@ def test_onnx_graph_scores_a_raw_table_in_mixed_units_as_the_detector_does():
     assert scores.dtype == np.float64
     np.testing.assert_allclose(scores, expected, rtol=1e-7, atol=1e-7)
     np.testing.assert_array_equal(labels, detector.predict(X))
+
+
+def test_fit_warnings_point_at_the_caller(digits):
+    # The detector's fit path is a frame deeper than the transformer's, and
+    # fit_predict and a pipeline add scikit-learn's own frames.
+    X, _ = digits
+    for fit in (
+        lambda: AutoencoderOutlierDetector(encoding_dim=48, loss="bce", random_state=0).fit(X),
+        lambda: AutoencoderOutlierDetector(
+            encoding_dim=48, loss="bce", random_state=0
+        ).fit_predict(X),
+        lambda: make_pipeline(
+            AutoencoderOutlierDetector(encoding_dim=48, loss="bce", random_state=0)
+        ).fit(X),
+    ):
+        with pytest.warns(UserWarning, match="sigmoid output cannot give") as record:
+            fit()
+        assert {warning.filename for warning in record} == {__file__}

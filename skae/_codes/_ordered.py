@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from skae._choices import components_for_fraction, orders_codes
+from skae._choices import caller_stacklevel, components_for_fraction, orders_codes
 from skae._nn._accept import prefix_errors
 from skae._nn._batches import MaskedPairs, encode
 from skae._nn._threads import torch_threads
@@ -99,7 +99,7 @@ class OrderedCodesMixin:
                     f"explain {cumulative[-1]:.4g} of the training data's variance, less "
                     "than asked; all of them are kept.",
                     UserWarning,
-                    stacklevel=7,
+                    stacklevel=caller_stacklevel(),
                 )
             n_codes = int(reached[0]) + 1 if len(reached) else len(cumulative)
             if n_codes < module.encoding_dim:
@@ -200,6 +200,6 @@ class OrderedCodesMixin:
                 f"X's {X.shape[0]} samples and {X.shape[1]} features allow; the code "
                 f"has the most units they allow, {width}.",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=caller_stacklevel(),
             )
         return width
