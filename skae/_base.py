@@ -40,6 +40,7 @@ from skae._codes._ordered import OrderedCodesMixin
 from skae._fitted import FittedNetworkMixin, Preparation
 from skae._nn._batches import rows_of
 from skae._nn._contract import ACTIVATIONS, choose_kind, start_network
+from skae._nn._start import centred_gram
 
 # A sigmoid output is compared with PCA on every k-th training row, at most
 # this many, and said to lose where it explains this much less of their
@@ -326,15 +327,14 @@ class BaseAutoencoder(OrderedCodesMixin, FittedNetworkMixin, BaseEstimator):
         total = float(np.mean(centred**2))
         if not total > 0:
             return
-        # PCA's reconstruction of the rows from the eigenvectors of the
-        # smaller of their covariance and Gram matrices.
-        k = self.n_components_
-        if centred.shape[1] <= centred.shape[0]:
-            axes = np.linalg.eigh(centred.T @ centred)[1][:, -k:]
-            projected = centred @ axes @ axes.T
+        # PCA's reconstruction of the rows from the leading eigenvectors of
+        # the smaller Gram matrix of their centred values: principal axes
+        # for tall rows, the rows' coordinates along them for wide ones.
+        vectors = np.linalg.eigh(centred_gram(dense, mean=mean))[1][:, -self.n_components_ :]
+        if dense.shape[0] >= dense.shape[1]:
+            projected = centred @ vectors @ vectors.T
         else:
-            basis = np.linalg.eigh(centred @ centred.T)[1][:, -k:]
-            projected = basis @ (basis.T @ centred)
+            projected = vectors @ (vectors.T @ centred)
         pca_share = 1 - float(np.mean((np.clip(projected + mean, 0, 1) - dense) ** 2)) / total
         share = 1 - float(self._reconstruction_error(rows).mean()) / total
         if share < pca_share - SIGMOID_SHORTFALL:
