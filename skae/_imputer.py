@@ -10,6 +10,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skae._base import BaseAutoencoder
+from skae._impute._bounds import BOUND_STATE, check_bounds
 from skae._impute._copies import LINEAR_STATE, check_linear_model
 from skae._impute._linear_start import LinearStartMixin
 from skae._impute._missing import is_nan, is_pandas_na, pandas_na_as_nan
@@ -53,6 +54,9 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
     chosen on the same held-out entries, and is 0 unless it restores them
     better.
 
+    Each feature's fill is clipped to ``min_value`` and ``max_value``; by
+    default, to the smallest and largest of the feature's observed values
+    where those pile up, as counts do at 0 and pixels at black and white.
     ``transform`` returns X with every missing entry filled and every
     observed entry unchanged, bit for bit.
 
@@ -77,6 +81,27 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         Whether to keep the features that had no observed value at fit time,
         filled with 0. When False they are dropped by ``transform``, with a
         warning.
+
+    min_value : float, array-like of shape (n_features,), "auto" or None, \
+            default="auto"
+        Smallest value a fill may take, for every feature or one per
+        feature, as :class:`~sklearn.impute.IterativeImputer` takes it; None
+        for no bound. "auto" bounds a feature at its smallest observed value
+        where at least two of its observed values, and a thousandth of them,
+        equal it (a floor such as counts' 0, or a pixel's black, on which
+        values pile up), and leaves the others unbounded; with
+        ``image_shape``, the pixels of a channel share the bound found among
+        all their values. A feature empty at fit time is filled with 0
+        whatever its bound.
+
+    max_value : float, array-like of shape (n_features,), "auto" or None, \
+            default="auto"
+        Largest value a fill may take, as ``min_value``: "auto" bounds a
+        feature at its largest observed value where its values pile up
+        there (a ceiling such as a pixel's white, a sensor's saturation or
+        the top of a rating scale). Given with ``min_value``, it must be
+        above it for every feature; an "auto" bound never crosses the
+        other.
 
     n_neighbors : int, default=10
         Number of nearest training rows whose observed values are blended
@@ -263,6 +288,18 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         "missing_values": [MissingValues(numeric_only=True)],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
+        "min_value": [
+            None,
+            Interval(Real, None, None, closed="both"),
+            "array-like",
+            StrOptions({"auto"}),
+        ],
+        "max_value": [
+            None,
+            Interval(Real, None, None, closed="both"),
+            "array-like",
+            StrOptions({"auto"}),
+        ],
         "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
         "encoding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -270,7 +307,12 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     }
 
-    _state_names = (*BaseAutoencoder._state_names, *LINEAR_STATE, *NEIGHBOUR_STATE)
+    _state_names = (
+        *BaseAutoencoder._state_names,
+        *LINEAR_STATE,
+        *NEIGHBOUR_STATE,
+        *BOUND_STATE,
+    )
 
     def __init__(
         self,
@@ -278,6 +320,8 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         missing_values=np.nan,
         add_indicator=False,
         keep_empty_features=False,
+        min_value="auto",
+        max_value="auto",
         n_neighbors=10,
         mask_fraction=0.2,
         encoding_dim="auto",
@@ -302,6 +346,8 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         self.missing_values = missing_values
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
+        self.min_value = min_value
+        self.max_value = max_value
         self.n_neighbors = n_neighbors
         self.mask_fraction = mask_fraction
         self.encoding_dim = encoding_dim
@@ -383,6 +429,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         filled = self._blend_neighbours(self._network_fill(Z, observed), observed)
         filled[:, self._empty_features] = 0.0
         filled = filled * self._column_scale + self._column_location
+        filled = np.clip(filled, self._min_value, self._max_value)
         imputed = np.where(observed, X, filled.astype(X.dtype, copy=False))
         if self._empty_features.size and not self.keep_empty_features:
             warnings.warn(
@@ -438,6 +485,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         require_attributes(attributes, LINEAR_STATE)
         check_linear_model(attributes)
         check_neighbours(attributes)
+        check_bounds(attributes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

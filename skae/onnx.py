@@ -107,6 +107,7 @@ _SINCE = {
     "Loop": 11,
     "MatMul": 1,
     "Max": 8,
+    "Min": 8,
     "Mul": 7,
     "Neg": 6,
     "Not": 1,

@@ -685,3 +685,88 @@ def test_image_shape_restores_pixels_from_their_neighbourhood():
     assert _rmse(filled, X, mask) < 0.7 * _rmse(linear, X, mask)
     again = AutoencoderImputer(max_iter=3, **params).fit(X_missing).transform(X_missing)
     assert np.array_equal(filled, again)
+
+
+@pytest.fixture(scope="module")
+def floored_data():
+    """Rank-2 normal data cut at 0 from below in its first four of 6 columns, as counts are."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(400, 6))
+    X[:, :4] = np.maximum(X[:, :4], 0.0)
+    return X
+
+
+def test_fill_stops_at_the_floor_the_values_pile_up_on(floored_data):
+    X = floored_data
+    X_missing, mask = _remove(X, 0.3, 0)
+    params = dict(hidden_layer_sizes=(), n_neighbors=0, random_state=0)
+    imputer = AutoencoderImputer(**params).fit(X_missing)
+    np.testing.assert_array_equal(imputer._min_value, [0, 0, 0, 0, -np.inf, -np.inf])
+    np.testing.assert_array_equal(imputer._max_value, np.full(6, np.inf))
+    filled = imputer.transform(X_missing)
+    unbounded = AutoencoderImputer(min_value=None, max_value=None, **params).fit(X_missing)
+    free = unbounded.transform(X_missing)
+    floored = mask[:, :4]
+    assert (free[:, :4][floored] < -0.1).sum() > 20
+    assert filled[:, :4][floored].min() == 0.0
+    np.testing.assert_array_equal(filled[:, 4:], free[:, 4:])
+    assert _rmse(filled, X, mask) < 0.97 * _rmse(free, X, mask)
+
+
+def test_continuous_features_have_no_bounds(low_rank_data):
+    X_missing, _ = _remove(low_rank_data, 0.2, 0)
+    imputer = AutoencoderImputer(**SMALL).fit(X_missing)
+    assert np.isneginf(imputer._min_value).all() and np.isposinf(imputer._max_value).all()
+
+
+def test_image_channels_share_their_bounds():
+    """A pixel takes its channel's floor and ceiling, though its own values never reach them."""
+    rng = np.random.default_rng(0)
+    X = np.clip(rng.normal(0.5, 0.4, size=(200, 2, 9)), 0, 1)
+    X[:, 1] = 10 * X[:, 1]
+    X[:, 0, 4] = rng.uniform(0.4, 0.6, size=200)
+    X = X.reshape(200, 18)
+    X_missing, _ = _remove(X, 0.2, 0)
+    imputer = AutoencoderImputer(image_shape=(2, 3, 3), hidden_layer_sizes=(), max_iter=1)
+    imputer.fit(X_missing)
+    np.testing.assert_array_equal(imputer._min_value, np.zeros(18))
+    np.testing.assert_array_equal(imputer._max_value, np.repeat([1.0, 10.0], 9))
+
+
+def test_given_bounds(floored_data):
+    X_missing, mask = _remove(floored_data, 0.3, 0)
+    low = np.array([-1.0, -1.0, 0.1, 0.1, -0.5, -np.inf])
+    given = low.copy()
+    imputer = AutoencoderImputer(min_value=given, max_value=0.5, **SMALL).fit(X_missing)
+    np.testing.assert_array_equal(given, low)
+    filled = imputer.transform(X_missing)[mask]
+    assert filled.max() <= 0.5 and (filled == 0.5).any()
+    assert (filled >= np.broadcast_to(low, mask.shape)[mask]).all()
+    # An "auto" bound never crosses a given one.
+    imputer = AutoencoderImputer(max_value=-1.0, **SMALL).fit(X_missing)
+    np.testing.assert_array_equal(imputer._min_value, [-1, -1, -1, -1, -np.inf, -np.inf])
+    assert (imputer.transform(X_missing)[:, :4][mask[:, :4]] == -1.0).all()
+
+
+def test_empty_feature_is_filled_with_zero_whatever_its_bounds(low_rank_data):
+    X_missing, _ = _remove(low_rank_data, 0.1, 0)
+    X_missing[:, 2] = np.nan
+    imputer = AutoencoderImputer(keep_empty_features=True, min_value=1.0, **SMALL)
+    assert (imputer.fit_transform(X_missing)[:, 2] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(min_value=[0.0, 1.0]), r"min_value should be .* shape \(12,\).* got shape \(2,\)"),
+        (dict(max_value=np.zeros((12, 1))), "max_value"),
+        (dict(min_value=np.full(12, np.nan)), "min_value holds NaN"),
+        (dict(min_value=1.0, max_value=1.0), r"features \[0, 1, 2,.*\] have min_value >= max"),
+        (dict(min_value="auto", max_value="none"), "max_value"),
+    ],
+)
+def test_bad_bounds(low_rank_data, params, match):
+    imputer = AutoencoderImputer(**params, **SMALL)
+    with pytest.raises(ValueError, match=match):
+        imputer.fit(low_rank_data)
+    assert not hasattr(imputer, "n_features_in_")

@@ -691,6 +691,21 @@ def test_imputer_file_without_the_neighbours_blend_imputes_as_before(fitted_impu
     )
 
 
+def test_imputer_file_without_bounds_fills_unbounded(fitted_imputer):
+    # A file written before the bounds holds neither: the fill is not clipped.
+    imputer, X = fitted_imputer
+    assert np.isfinite(imputer._min_value).all() and np.isfinite(imputer._max_value).any()
+    data = _saved(imputer)
+    for name in ("_min_value", "_max_value"):
+        data = _with_attribute(data, name, _MISSING)
+    loaded = load(io.BytesIO(data))
+    assert np.isneginf(loaded._min_value).all() and np.isposinf(loaded._max_value).all()
+    before = pickle.loads(pickle.dumps(imputer))
+    before._min_value, before._max_value = loaded._min_value, loaded._max_value
+    np.testing.assert_array_equal(loaded.transform(X), before.transform(X))
+    assert not np.array_equal(loaded.transform(X), imputer.transform(X))
+
+
 def test_imputer_skops_round_trip(fitted_imputer):
     sio = pytest.importorskip("skops.io")
     imputer, X = fitted_imputer
@@ -725,6 +740,11 @@ def test_imputer_skops_round_trip(fitted_imputer):
         ("neighbor_weight_", "nan", r"neighbor_weight_='nan' .* a number from 0 to 1"),
         ("n_neighbors_", 301, r"n_neighbors_=301 .* a count from 1 to 300"),
         ("n_neighbors_", 0, r"n_neighbors_=0 .* a count from 1 to 300"),
+        ("_min_value", _MISSING, r"lacks \['_min_value'\]"),
+        ("_min_value", np.full(64, np.nan), r"_min_value=.* without NaN"),
+        ("_min_value", np.zeros(64, dtype=np.float32), r"_min_value=.* a float64 array"),
+        ("_max_value", np.zeros(63), r"_max_value=.* of shape \(64,\)"),
+        ("_max_value", np.full(64, -1.0), r"_max_value=.* at least _min_value"),
     ],
 )
 def test_tampered_imputer_state(fitted_imputer, name, value, message):

@@ -20,6 +20,7 @@ import torch
 
 from skae._choices import image_shape, resolve_early_stopping
 from skae._fitted import Preparation
+from skae._impute._bounds import fill_bounds
 from skae._impute._copies import (
     TrainingCopies,
     fit_linear_model,
@@ -71,12 +72,17 @@ class LinearStartMixin:
                 f"{self.missing_values!r}. {type(self).__name__} needs observed values "
                 "to learn from."
             )
+        channels = None if shape is None else shape[0]
+        low, high = fill_bounds(X, observed, self.min_value, self.max_value, channels)
         seed = int(torch.randint(2**62, (1,), generator=generator))
         rng = np.random.default_rng(seed)
         self._missing_features = np.flatnonzero(~observed.all(axis=0))
         self._empty_features = np.flatnonzero(~observed.any(axis=0))
+        # An empty feature is filled with 0, whatever its bounds.
+        low[self._empty_features], high[self._empty_features] = -np.inf, np.inf
+        self._min_value, self._max_value = low, high
         self._column_location, self._column_scale = column_location_scale(
-            X, observed, channels=None if shape is None else shape[0]
+            X, observed, channels=channels
         )
         dtype = np.float32 if X.dtype == np.float32 or X.size > 2**22 else np.float64
         Z = self._scaled(X, observed, dtype)

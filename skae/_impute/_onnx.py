@@ -184,6 +184,11 @@ def imputer_graph(graph, imputer, network, X):
         kept[imputer._empty_features] = False
         filled = graph.node("Where", graph.constant(kept, "kept", dtype=np.bool_), filled, zero)
     filled = graph.node("Add", graph.node("Mul", filled, column_scale), location)
+    for name, op_type in (("_min_value", "Max"), ("_max_value", "Min")):
+        bound = getattr(imputer, name)
+        if np.isfinite(bound).any():
+            bound = graph.constant(bound, name[1:], dtype=F)
+            filled = graph.node(op_type, filled, bound, purpose="the fill's bounds")
     imputed = graph.node("Where", observed, X, graph.cast(filled, graph.dtype))
     if imputer._empty_features.size and not imputer.keep_empty_features:
         kept = np.setdiff1d(np.arange(n_features), imputer._empty_features)

@@ -29,6 +29,13 @@ CG_TOL = 1e-4
 CG_MAX_ITER = 200
 
 
+def by_channel(A, channels):
+    """Rows of raveled images as one column per channel, each pixel a row of it."""
+    n_samples, n_features = A.shape
+    pixels = n_features // channels
+    return A.reshape(n_samples, channels, pixels).transpose(0, 2, 1).reshape(-1, channels)
+
+
 def column_location_scale(X, observed, channels=None):
     """Mean and spread of each column's observed values.
 
@@ -41,13 +48,10 @@ def column_location_scale(X, observed, channels=None):
     each pixel weighs in the fill's errors as it does in the image's.
     """
     if channels is not None:
-        n_samples, n_features = X.shape
-        pixels = n_features // channels
-
-        def by_channel(A):
-            return A.reshape(n_samples, channels, pixels).transpose(0, 2, 1).reshape(-1, channels)
-
-        location, scale = column_location_scale(by_channel(X), by_channel(observed))
+        pixels = X.shape[1] // channels
+        location, scale = column_location_scale(
+            by_channel(X, channels), by_channel(observed, channels)
+        )
         return np.repeat(location, pixels), np.repeat(scale, pixels)
     n_observed = np.maximum(observed.sum(axis=0), 1)
     # Each column divided by its largest magnitude, so that neither its
