@@ -129,11 +129,13 @@ def flat_parameters(params):
     flat, grad : torch.Tensor
         The parameters and a zero-filled tensor for their gradients.
     """
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    grad = torch.zeros_like(flat)
+    first = params[0]
+    flat = torch.empty(sum(p.numel() for p in params), dtype=first.dtype, device=first.device)
     try:
         for p, view in zip(params, views(flat, params), strict=True):
+            view.copy_(p.detach())
             p.data = view
+        grad = torch.zeros_like(flat)
         yield flat, grad
     finally:
         for p in params:
@@ -141,9 +143,16 @@ def flat_parameters(params):
 
 
 def views(flat, params):
-    """Views of ``flat`` shaped as ``params``, one after the other."""
+    """Views of ``flat`` shaped and laid out as ``params``, one after the other.
+
+    A parameter laid out channels last (a convolution's kernel) keeps that
+    layout, in which its convolutions run fastest.
+    """
     pieces = flat.split([p.numel() for p in params])
-    return [piece.view_as(p) for piece, p in zip(pieces, params, strict=True)]
+    return [
+        piece.as_strided(p.shape, torch.empty_like(p, device="meta").stride())
+        for piece, p in zip(pieces, params, strict=True)
+    ]
 
 
 class ComputeCopy:
