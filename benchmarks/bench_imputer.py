@@ -27,7 +27,7 @@ Tables:
 - MNIST: 10,000 training images (``--mnist-rows``) with 50% of the pixels
   removed at random, 2,000 test images likewise; RMSE on the removed test
   pixels and the wall time of fit plus transform, for skae's default and
-  for skae with ``image_shape=(28, 28)`` (three convolutions of each
+  for skae with ``image_shape=(28, 28)`` (five convolutions of each
   linearly filled image, 32 channels each, beside the linear model) (from
   ``skae.datasets.load_mnist``; skipped with ``--quick`` or without the
   data).

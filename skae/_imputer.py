@@ -21,7 +21,7 @@ from skae._nn._state import require_attributes
 # channels of full-resolution convolutions for images, whose cost grows
 # with each pixel.
 ROW_LAYERS = (256,)
-IMAGE_LAYERS = (32, 32, 32)
+IMAGE_LAYERS = (32, 32, 32, 32, 32)
 
 
 class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
@@ -139,7 +139,7 @@ class AutoencoderImputer(LinearStartMixin, TransformerMixin, BaseAutoencoder):
         Widths of the hidden layers of the perceptrons beside the linear
         path, or with ``image_shape`` the channels of the hidden
         convolutions. ``()`` makes the correction linear. "auto" is
-        ``(256,)``, or ``(32, 32, 32)`` with ``image_shape``.
+        ``(256,)``, or ``(32, 32, 32, 32, 32)`` with ``image_shape``.
 
     image_shape : tuple of int or None, default=None
         The shape of one image, ``(height, width)`` or ``(channels, height,

@@ -770,3 +770,18 @@ def test_bad_bounds(low_rank_data, params, match):
     with pytest.raises(ValueError, match=match):
         imputer.fit(low_rank_data)
     assert not hasattr(imputer, "n_features_in_")
+
+
+def test_auto_hidden_layers_by_whether_rows_are_images():
+    """A perceptron of 256 for rows; five convolutions of 32 channels for images."""
+    rng = np.random.default_rng(0)
+    X_missing, _ = _remove(rng.random((60, 9)), 0.2, 0)
+    rows = AutoencoderImputer(max_iter=1, random_state=0).fit(X_missing)
+    assert rows._network_spec["hidden_layer_sizes"] == [256]
+    images = AutoencoderImputer(image_shape=(3, 3), max_iter=1, random_state=0).fit(X_missing)
+    assert images._network_spec["kind"] == "local_conv"
+    assert [coef.shape for coef in images.coefs_[2:]] == [
+        (32, 1, 3, 3),
+        *[(32, 32, 3, 3)] * 4,
+        (1, 32, 3, 3),
+    ]
