@@ -763,6 +763,8 @@ def test_empty_feature_is_filled_with_zero_whatever_its_bounds(low_rank_data):
         (dict(min_value=np.full(12, np.nan)), "min_value holds NaN"),
         (dict(min_value=1.0, max_value=1.0), r"features \[0, 1, 2,.*\] have min_value >= max"),
         (dict(min_value="auto", max_value="none"), "max_value"),
+        (dict(min_value=np.inf), r"min_value is inf for features \[0, 1,"),
+        (dict(max_value=[0.0] * 11 + [-np.inf]), r"max_value is -inf for features \[11\]"),
     ],
 )
 def test_bad_bounds(low_rank_data, params, match):

@@ -69,6 +69,12 @@ def _given(value, name, n_features):
         )
     if np.isnan(value).any():
         raise ValueError(f"{name} holds NaN; use None or -np.inf / np.inf for no bound.")
+    beyond = np.isposinf(value) if name == "min_value" else np.isneginf(value)
+    if beyond.any():
+        raise ValueError(
+            f"{name} is {'inf' if name == 'min_value' else '-inf'} for features "
+            f"{np.flatnonzero(beyond).tolist()[:10]}, which leaves no value to fill with."
+        )
     return value
 
 
