@@ -103,8 +103,9 @@ def _encode_params(estimator):
                 f"{type(value).__name__}. Set an int with "
                 "set_params(random_state=...) before saving, or use pickle."
             )
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
+        if not isinstance(value, str) and hasattr(value, "__array__"):
+            # An array-like parameter (an array, a pandas Series) as a list.
+            value = np.asarray(value).tolist()
         if is_pandas_na(value):
             params[name] = PANDAS_NA
             continue

@@ -748,6 +748,16 @@ def test_given_bounds(floored_data):
     assert (imputer.transform(X_missing)[:, :4][mask[:, :4]] == -1.0).all()
 
 
+def test_bounds_as_a_series_are_saved(floored_data, tmp_path):
+    X_missing, _ = _remove(floored_data, 0.3, 0)
+    bounds = pd.Series(np.linspace(-0.5, 0.0, 6), index=list("abcdef"))
+    imputer = AutoencoderImputer(min_value=bounds, **SMALL).fit(X_missing)
+    save(imputer, tmp_path / "imputer.skae")
+    loaded = load(tmp_path / "imputer.skae")
+    assert loaded.get_params()["min_value"] == bounds.tolist()
+    np.testing.assert_array_equal(loaded.transform(X_missing), imputer.transform(X_missing))
+
+
 def test_empty_feature_is_filled_with_zero_whatever_its_bounds(low_rank_data):
     X_missing, _ = _remove(low_rank_data, 0.1, 0)
     X_missing[:, 2] = np.nan
@@ -760,7 +770,10 @@ def test_empty_feature_is_filled_with_zero_whatever_its_bounds(low_rank_data):
     [
         (dict(min_value=[0.0, 1.0]), r"min_value should be .* shape \(12,\).* got shape \(2,\)"),
         (dict(max_value=np.zeros((12, 1))), "max_value"),
-        (dict(min_value=np.full(12, np.nan)), "min_value holds NaN"),
+        (dict(min_value=np.full(12, np.nan)), r"min_value holds NaN or None for features \[0,"),
+        (dict(max_value=[0.0] * 11 + [None]), r"max_value holds NaN .* \[11\]; .* takes np.inf"),
+        (dict(min_value=["a"] * 12), "min_value should hold numbers, one per feature"),
+        (dict(min_value=np.array("a")), "min_value should hold numbers, one per feature"),
         (dict(min_value=1.0, max_value=1.0), r"features \[0, 1, 2,.*\] have min_value >= max"),
         (dict(min_value="auto", max_value="none"), "max_value"),
         (dict(min_value=np.inf), r"min_value is inf for features \[0, 1,"),

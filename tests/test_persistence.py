@@ -745,6 +745,8 @@ def test_imputer_skops_round_trip(fitted_imputer):
         ("_min_value", np.zeros(64, dtype=np.float32), r"_min_value=.* a float64 array"),
         ("_max_value", np.zeros(63), r"_max_value=.* of shape \(64,\)"),
         ("_max_value", np.full(64, -1.0), r"_max_value=.* at least _min_value"),
+        ("_min_value", np.full(64, np.inf), r"_min_value=.* without NaN or inf"),
+        ("_max_value", np.full(64, -np.inf), r"_max_value=.* without NaN or -inf"),
     ],
 )
 def test_tampered_imputer_state(fitted_imputer, name, value, message):

@@ -4,7 +4,7 @@ import torch
 
 from skae import AutoencoderTransformer
 from skae._nn._batches import MaskedPairs
-from skae._nn._optim import Adam, flat_parameters, learning_rate_at
+from skae._nn._optim import Adam, flat_parameters, learning_rate_at, views
 from skae._nn._steps import AutogradStep, LinearStep, PerceptronStep
 from skae._nn._train import TrainingOptions, train
 from skae._nn.linear import Autoencoder
@@ -203,6 +203,35 @@ def test_parameters_get_their_own_storage_back():
         assert p.is_contiguous()
         assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
         torch.testing.assert_close(p.detach(), old + 1.0)
+
+
+def test_channels_last_kernels_keep_their_layout_in_the_flat_tensor():
+    """Each parameter's view of the flat tensor is laid out as the parameter was."""
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Conv2d(8, 8, 3))
+    layers.to(memory_format=torch.channels_last)
+    dense = torch.nn.Linear(4, 3)
+    params = [*layers.parameters(), *dense.parameters()]
+    before = [p.detach().clone() for p in params]
+    strides = [p.stride() for p in params]
+    x = torch.randn(2, 1, 7, 7).contiguous(memory_format=torch.channels_last)
+    expected = torch.autograd.grad(layers(x).sum(), params[:4])
+    with flat_parameters(params) as (flat, grad):
+        assert [p.stride() for p in params] == strides
+        for p, old in zip(params, before, strict=True):
+            torch.testing.assert_close(p.detach(), old, rtol=0, atol=0)
+        # The views cover the flat tensor once each.
+        flat.zero_()
+        for p in params:
+            p.data.add_(1.0)
+        assert (flat == 1.0).all()
+        for p, old in zip(params, before, strict=True):
+            p.data.copy_(old)
+        gradients = views(grad, params)
+        torch._foreach_copy_(gradients[:4], torch.autograd.grad(layers(x).sum(), params[:4]))
+        for gradient, want in zip(gradients[:4], expected, strict=True):
+            torch.testing.assert_close(gradient, want, rtol=0, atol=0)
+    assert [p.stride() for p in params] == strides
 
 
 def test_adam_state_round_trips_as_plain_arrays():

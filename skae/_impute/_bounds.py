@@ -52,23 +52,31 @@ def _given(value, name, n_features):
     """A bound given as a number or an array-like of one number per feature."""
     if value is None:
         value = np.inf if name == "max_value" else -np.inf
-    if isinstance(value, Real):
-        value = np.full(n_features, value, dtype=np.float64)
-    value = check_array(
-        value,
-        ensure_2d=False,
-        ensure_all_finite=False,
-        dtype=np.float64,
-        copy=True,
-        input_name=name,
-    )
+    try:
+        if isinstance(value, Real) or np.ndim(value) == 0:
+            value = np.full(n_features, value, dtype=np.float64)
+        value = check_array(
+            value,
+            ensure_2d=False,
+            ensure_all_finite=False,
+            dtype=np.float64,
+            copy=True,
+            input_name=name,
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} should hold numbers, one per feature: {error}") from None
     if value.shape != (n_features,):
         raise ValueError(
             f"{name} should be a number or an array-like of shape ({n_features},), one bound "
             f"per feature; got shape {value.shape}."
         )
     if np.isnan(value).any():
-        raise ValueError(f"{name} holds NaN; use None or -np.inf / np.inf for no bound.")
+        features = np.flatnonzero(np.isnan(value)).tolist()[:10]
+        none = "-np.inf" if name == "min_value" else "np.inf"
+        raise ValueError(
+            f"{name} holds NaN or None for features {features}; a feature without a "
+            f"bound takes {none}."
+        )
     beyond = np.isposinf(value) if name == "min_value" else np.isneginf(value)
     if beyond.any():
         raise ValueError(
@@ -129,10 +137,15 @@ def check_bounds(attributes):
         )
 
     description = f"a float64 array of shape ({n_features},) without NaN"
-    low = fitted_value(attributes, "_min_value", valid, description)
+    low = fitted_value(
+        attributes,
+        "_min_value",
+        lambda v: valid(v) and not np.isposinf(v).any(),
+        f"{description} or inf",
+    )
     fitted_value(
         attributes,
         "_max_value",
-        lambda v: valid(v) and (v >= low).all(),
-        f"{description}, at least _min_value",
+        lambda v: valid(v) and not np.isneginf(v).any() and (v >= low).all(),
+        f"{description} or -inf, at least _min_value",
     )
