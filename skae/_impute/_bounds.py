@@ -95,7 +95,8 @@ def fill_bounds(X, observed, min_value, max_value, channels=None):
     bound.
     """
     n_features = X.shape[1]
-    auto = piled_extremes(X, observed, channels)
+    if _is_auto(min_value) or _is_auto(max_value):
+        auto = piled_extremes(X, observed, channels)
     low = auto[0] if _is_auto(min_value) else _given(min_value, "min_value", n_features)
     high = auto[1] if _is_auto(max_value) else _given(max_value, "max_value", n_features)
     if not (_is_auto(min_value) or _is_auto(max_value)) and (low >= high).any():
